@@ -1,0 +1,228 @@
+//! The notes the runner appends to a bead, and how to recognise them again.
+//!
+//! Notes are the audit trail operators read (`bd show`), and the runner's
+//! own memory: failure backoff and the claim timeout are worked out from
+//! them, so the texts below are both written and parsed here.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+const CLAIMED_PREFIX: &str = "auto-dispatcher claimed at ";
+const DISPATCHING_PREFIX: &str = "dispatching to BeadBoard at ";
+const DISPATCHED_PREFIX: &str = "dispatched: job=";
+const FAILED_PREFIX: &str = "dispatch failed";
+const STALE_PREFIX: &str = "reaper: no progress for ";
+const RELEASED_PREFIX: &str = "reaper: claimed at ";
+const UNKNOWN_PREFIX: &str = "reaper: dispatch outcome unknown since ";
+const BACKOFF_PREFIX: &str = "auto-dispatcher: ";
+const BACKOFF_SUFFIX: &str = " consecutive dispatch failures — blocking";
+/// Timestamp format of notes: RFC 3339, UTC, whole seconds, `Z` (as `date -u +%Y-%m-%dT%H:%M:%SZ`).
+pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
+/// Longest response body quoted in a failure note; the rest is cut.
+pub const MAX_QUOTED_BODY: usize = 500;
+
+/// Formats a note timestamp.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.format(TIMESTAMP_FORMAT).to_string()
+}
+
+/// `auto-dispatcher claimed at 2026-04-18T22:35:46Z`
+pub fn claimed(at: DateTime<Utc>) -> String {
+    format!("{CLAIMED_PREFIX}{}", timestamp(at))
+}
+
+/// Written just before the dispatch request, after the claim committed. With
+/// it the reaper can tell "claimed, never sent" (safe to reopen) from "sent,
+/// outcome never recorded" (reopening could dispatch the bead twice).
+pub fn dispatching(at: DateTime<Utc>) -> String {
+    format!("{DISPATCHING_PREFIX}{}", timestamp(at))
+}
+
+/// `dispatched: job=<job_id>`
+pub fn dispatched(job_id: &str) -> String {
+    format!("{DISPATCHED_PREFIX}{}", one_line(job_id, MAX_QUOTED_BODY))
+}
+
+/// `dispatch failed HTTP <code>: <body>`; the body is put on one line and cut
+/// at [`MAX_QUOTED_BODY`] characters so a note never spans several lines.
+pub fn dispatch_failed_http(status: u16, body: &str) -> String {
+    format!(
+        "{FAILED_PREFIX} HTTP {status}: {}",
+        one_line(body, MAX_QUOTED_BODY)
+    )
+}
+
+/// `dispatch failed: <transport error>` (refused, timed out, unreadable body).
+pub fn dispatch_failed_transport(error: &str) -> String {
+    format!("{FAILED_PREFIX}: {}", one_line(error, MAX_QUOTED_BODY))
+}
+
+/// `reaper: no progress for <N>m (threshold <T>m) — blocking` (U+2014, as the script wrote it).
+pub fn reaper_stale(age_minutes: u64, threshold_minutes: u64) -> String {
+    format!("{STALE_PREFIX}{age_minutes}m (threshold {threshold_minutes}m) — blocking")
+}
+
+/// The reaper's note when a bead was claimed but never dispatched.
+pub fn reaper_released(claimed_at: DateTime<Utc>, timeout_minutes: u64) -> String {
+    format!(
+        "{RELEASED_PREFIX}{} but never dispatched within {timeout_minutes}m — returning to open",
+        timestamp(claimed_at)
+    )
+}
+
+/// The reaper's note when a dispatch request was sent but its outcome was
+/// never recorded (the runner died or lost the database mid-dispatch).
+pub fn reaper_outcome_unknown(sent_at: DateTime<Utc>, timeout_minutes: u64) -> String {
+    format!(
+        "{UNKNOWN_PREFIX}{} (claim timeout {timeout_minutes}m) — blocking so it is not dispatched twice; check the agent before reopening",
+        timestamp(sent_at)
+    )
+}
+
+/// The dispatcher's note when it gives up on a bead after repeated failures.
+pub fn backoff_blocked(failures: u32) -> String {
+    format!("{BACKOFF_PREFIX}{failures}{BACKOFF_SUFFIX}")
+}
+
+/// What a single note line is, as far as the runner is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Claimed(DateTime<Utc>),
+    Dispatching(DateTime<Utc>),
+    Dispatched(String),
+    DispatchFailed,
+    ReaperStale,
+    ReaperReleased,
+    ReaperOutcomeUnknown,
+    BackoffBlocked,
+    /// Anything else: a person's note, the agent's progress notes.
+    Other,
+}
+
+/// Recognises one line of a bead's `notes`.
+pub fn classify(line: &str) -> Note {
+    if let Some(rest) = line.strip_prefix(CLAIMED_PREFIX) {
+        return match NaiveDateTime::parse_from_str(rest.trim(), TIMESTAMP_FORMAT) {
+            Ok(t) => Note::Claimed(t.and_utc()),
+            Err(_) => Note::Other,
+        };
+    }
+    if let Some(rest) = line.strip_prefix(DISPATCHING_PREFIX) {
+        return match NaiveDateTime::parse_from_str(rest.trim(), TIMESTAMP_FORMAT) {
+            Ok(t) => Note::Dispatching(t.and_utc()),
+            Err(_) => Note::Other,
+        };
+    }
+    if let Some(job) = line.strip_prefix(DISPATCHED_PREFIX) {
+        return Note::Dispatched(job.to_string());
+    }
+    if line.starts_with(FAILED_PREFIX) {
+        return Note::DispatchFailed;
+    }
+    if line.starts_with(STALE_PREFIX) {
+        return Note::ReaperStale;
+    }
+    if line.starts_with(UNKNOWN_PREFIX) {
+        return Note::ReaperOutcomeUnknown;
+    }
+    if line.starts_with(RELEASED_PREFIX) {
+        return Note::ReaperReleased;
+    }
+    if line.starts_with(BACKOFF_PREFIX) && line.ends_with(BACKOFF_SUFFIX) {
+        return Note::BackoffBlocked;
+    }
+    Note::Other
+}
+
+/// Every line of a `notes` column, classified, oldest first.
+pub fn history(notes: &str) -> Vec<Note> {
+    notes.lines().map(classify).collect()
+}
+
+/// `notes` with `note` appended the way `bd note` does: a single `\n`
+/// separator, none before the first note.
+pub fn append(notes: &str, note: &str) -> String {
+    if notes.is_empty() {
+        note.to_string()
+    } else {
+        format!("{notes}\n{note}")
+    }
+}
+
+fn one_line(text: &str, max_chars: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let flat = flat.trim();
+    if flat.chars().count() <= max_chars {
+        flat.to_string()
+    } else {
+        let cut: String = flat.chars().take(max_chars).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn texts_match_the_shell_scripts() {
+        let at = Utc.with_ymd_and_hms(2026, 4, 18, 22, 35, 46).unwrap();
+        assert_eq!(
+            claimed(at),
+            "auto-dispatcher claimed at 2026-04-18T22:35:46Z"
+        );
+        assert_eq!(dispatched("abc123"), "dispatched: job=abc123");
+        assert_eq!(
+            dispatch_failed_http(500, "{\"error\":\n\"x\"}"),
+            "dispatch failed HTTP 500: {\"error\": \"x\"}"
+        );
+        assert_eq!(
+            reaper_stale(31, 30),
+            "reaper: no progress for 31m (threshold 30m) \u{2014} blocking"
+        );
+    }
+
+    #[test]
+    fn every_written_note_is_recognised() {
+        let at = Utc.with_ymd_and_hms(2026, 4, 18, 22, 35, 46).unwrap();
+        assert_eq!(classify(&claimed(at)), Note::Claimed(at));
+        assert_eq!(classify(&dispatched("j1")), Note::Dispatched("j1".into()));
+        assert_eq!(classify(&dispatching(at)), Note::Dispatching(at));
+        assert_eq!(
+            classify(&reaper_outcome_unknown(at, 5)),
+            Note::ReaperOutcomeUnknown
+        );
+        assert_eq!(
+            classify(&dispatch_failed_http(502, "x")),
+            Note::DispatchFailed
+        );
+        assert_eq!(
+            classify(&dispatch_failed_transport("refused")),
+            Note::DispatchFailed
+        );
+        assert_eq!(classify(&reaper_stale(40, 30)), Note::ReaperStale);
+        assert_eq!(classify(&reaper_released(at, 5)), Note::ReaperReleased);
+        assert_eq!(classify(&backoff_blocked(5)), Note::BackoffBlocked);
+        assert_eq!(classify("claimed by agent 1234"), Note::Other);
+        assert_eq!(
+            classify("auto-dispatcher claimed at yesterday"),
+            Note::Other
+        );
+    }
+
+    #[test]
+    fn long_bodies_are_cut_to_one_line() {
+        let note = dispatch_failed_http(500, &"x\n".repeat(2000));
+        assert!(!note.contains('\n'));
+        assert!(note.chars().count() < MAX_QUOTED_BODY + 40);
+    }
+
+    #[test]
+    fn append_matches_bd_note() {
+        assert_eq!(append("", "a"), "a");
+        assert_eq!(append("a", "b"), "a\nb");
+    }
+}
