@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use beads_contract::{defaults, env, metadata, parse_duration, Metadata};
+use beads_contract::{Metadata, defaults, env, metadata, parse_duration};
 use reqwest::Url;
 
 use crate::cli::{CommonArgs, LogFormat};
@@ -138,6 +138,12 @@ impl Env for ProcessEnv {
 
 impl<const N: usize> Env for [(&str, &str); N] {
     fn var(&self, name: &str) -> Option<String> {
+        self.as_slice().var(name)
+    }
+}
+
+impl Env for &[(&str, &str)] {
+    fn var(&self, name: &str) -> Option<String> {
         self.iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_string())
@@ -169,10 +175,11 @@ pub fn resolve(
         .metadata
         .clone()
         .unwrap_or_else(|| defaults::METADATA_PATH.to_string());
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::MetadataUnreadable {
-        path: path.clone(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| ConfigError::MetadataUnreadable {
+            path: path.clone(),
+            source,
+        })?;
     let meta = Metadata::parse(&text).map_err(|source| ConfigError::MetadataInvalid {
         path: path.clone(),
         source,
@@ -266,7 +273,8 @@ fn non_empty(value: Option<&str>, flag: &str, var: &str) -> Result<Option<String
 
 fn parse_board_url(text: &str) -> Result<Url, ConfigError> {
     let what = format!("--beadboard-url / {}", env::BEADBOARD_URL);
-    let url = Url::parse(text).map_err(|e| invalid(&what, format!("{text:?} is not a URL: {e}")))?;
+    let url =
+        Url::parse(text).map_err(|e| invalid(&what, format!("{text:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid(
             &what,
@@ -339,7 +347,12 @@ pub fn resolve_run(
 ) -> Result<RunConfig, ConfigError> {
     let listen_text = listen.unwrap_or(defaults::LISTEN);
     Ok(RunConfig {
-        interval: duration_arg(interval, "interval", env::RUN_INTERVAL, defaults::RUN_INTERVAL)?,
+        interval: duration_arg(
+            interval,
+            "interval",
+            env::RUN_INTERVAL,
+            defaults::RUN_INTERVAL,
+        )?,
         reap_interval: duration_arg(
             reap_interval,
             "reap-interval",
@@ -377,8 +390,20 @@ mod tests {
     #[test]
     fn environment_overrides_metadata() {
         let (_d, a) = args(&[], META);
-        let c = resolve(&a, &[("BEADS_DOLT_SERVER_PORT", "4000"), ("BEADS_DOLT_PASSWORD", "s3cret")], "x", false).unwrap();
-        assert_eq!((c.db.host.as_str(), c.db.port, c.db.user.as_str()), ("dolt", 4000, "beads"));
+        let c = resolve(
+            &a,
+            &[
+                ("BEADS_DOLT_SERVER_PORT", "4000"),
+                ("BEADS_DOLT_PASSWORD", "s3cret"),
+            ],
+            "x",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.db.host.as_str(), c.db.port, c.db.user.as_str()),
+            ("dolt", 4000, "beads")
+        );
         assert_eq!(c.db.password.as_deref(), Some("s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
         assert_eq!(c.commit_author, "beads <beads@local>");
@@ -388,42 +413,78 @@ mod tests {
 
     #[test]
     fn errors_name_the_fault() {
-        let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
-            (&["--stale-after", "30"], &[], "--stale-after / BEADS_REAP_STALE_AFTER"),
-            (&["--max-in-flight", "0"], &[], "--max-in-flight / BEADS_MAX_IN_FLIGHT"),
-            (&["--beadboard-url", "ftp://x"], &[], "--beadboard-url / BEADBOARD_URL"),
-            (&[], &[("BEADS_DOLT_SERVER_PORT", "http")], "BEADS_DOLT_SERVER_PORT"),
-            (&[], &[("BEADS_DOLT_SERVER_TLS", "yes")], "BEADS_DOLT_SERVER_TLS"),
-            (&[], &[("BEADS_DOLT_SERVER_DATABASE", "a;b")], "BEADS_DOLT_SERVER_DATABASE"),
-            (&["--actor", " "], &[], "--actor / BEADS_ACTOR"),
+        struct Case {
+            flags: &'static [&'static str],
+            vars: &'static [(&'static str, &'static str)],
+            names: &'static str,
+        }
+        let cases = [
+            Case {
+                flags: &["--stale-after", "30"],
+                vars: &[],
+                names: "--stale-after / BEADS_REAP_STALE_AFTER",
+            },
+            Case {
+                flags: &["--max-in-flight", "0"],
+                vars: &[],
+                names: "--max-in-flight / BEADS_MAX_IN_FLIGHT",
+            },
+            Case {
+                flags: &["--beadboard-url", "ftp://x"],
+                vars: &[],
+                names: "--beadboard-url / BEADBOARD_URL",
+            },
+            Case {
+                flags: &[],
+                vars: &[("BEADS_DOLT_SERVER_PORT", "http")],
+                names: "BEADS_DOLT_SERVER_PORT",
+            },
+            Case {
+                flags: &[],
+                vars: &[("BEADS_DOLT_SERVER_TLS", "yes")],
+                names: "BEADS_DOLT_SERVER_TLS",
+            },
+            Case {
+                flags: &[],
+                vars: &[("BEADS_DOLT_SERVER_DATABASE", "a;b")],
+                names: "BEADS_DOLT_SERVER_DATABASE",
+            },
+            Case {
+                flags: &["--actor", " "],
+                vars: &[],
+                names: "--actor / BEADS_ACTOR",
+            },
         ];
-        for (flags, vars, expect) in cases {
-            let (_d, a) = args(flags, META);
-            struct V<'a>(&'a [(&'a str, &'a str)]);
-            impl Env for V<'_> {
-                fn var(&self, n: &str) -> Option<String> {
-                    self.0.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
-                }
-            }
-            let err = resolve(&a, &V(vars), "x", false).unwrap_err().to_string();
-            assert!(err.contains(expect), "{err:?} should name {expect}");
+        for case in cases {
+            let (_d, a) = args(case.flags, META);
+            let err = resolve(&a, &case.vars, "x", false).unwrap_err().to_string();
+            assert!(
+                err.contains(case.names),
+                "{err:?} should name {}",
+                case.names
+            );
         }
     }
+
+    const NO_VARS: [(&str, &str); 0] = [];
 
     #[test]
     fn dispatch_needs_beadboard_url() {
         let (_d, a) = args(&[], META);
-        let err = resolve(&a, &[("X", "")], "x", true).unwrap_err().to_string();
+        let err = resolve(&a, &NO_VARS, "x", true).unwrap_err().to_string();
         assert!(err.contains("BEADBOARD_URL"), "{err}");
     }
 
     #[test]
     fn bad_metadata_names_file_and_field() {
         let (d, a) = args(&[], r#"{"dolt_server_port": "x"}"#);
-        let err = resolve(&a, &[("X", "")], "x", false).unwrap_err().to_string();
-        assert!(err.contains("metadata.json") && err.contains("dolt_server_port"), "{err}");
+        let err = resolve(&a, &NO_VARS, "x", false).unwrap_err().to_string();
+        assert!(
+            err.contains("metadata.json") && err.contains("dolt_server_port"),
+            "{err}"
+        );
         drop(d);
-        let err = resolve(&a, &[("X", "")], "x", false).unwrap_err().to_string();
+        let err = resolve(&a, &NO_VARS, "x", false).unwrap_err().to_string();
         assert!(err.contains("cannot read metadata file"), "{err}");
     }
 }

@@ -98,9 +98,8 @@ pub fn check_candidate(c: &Candidate, now: DateTime<Utc>) -> Result<(), Skip> {
 /// (0 is highest), then least recently updated, then id.
 pub fn eligible(mut candidates: Vec<Candidate>, now: DateTime<Utc>) -> Vec<Candidate> {
     candidates.retain(|c| check_candidate(c, now).is_ok());
-    candidates.sort_by(|a, b| {
-        (a.priority, a.updated_at, &a.id).cmp(&(b.priority, b.updated_at, &b.id))
-    });
+    candidates
+        .sort_by(|a, b| (a.priority, a.updated_at, &a.id).cmp(&(b.priority, b.updated_at, &b.id)));
     candidates
 }
 
@@ -131,7 +130,10 @@ impl DispatchFailure {
 /// What happens to a claimed bead after its dispatch failed: the failure note
 /// always, then back to `open`, or `blocked` with a second note when this was
 /// the [`MAX_CONSECUTIVE_FAILURES`]th failure in a row.
-pub fn after_failure(notes_before_claim: &str, failure: &DispatchFailure) -> (&'static str, Vec<String>) {
+pub fn after_failure(
+    notes_before_claim: &str,
+    failure: &DispatchFailure,
+) -> (&'static str, Vec<String>) {
     let failures = failure_history(notes_before_claim).consecutive_failures + 1;
     if failures >= MAX_CONSECUTIVE_FAILURES {
         (
@@ -163,12 +165,18 @@ pub struct ReapPolicy {
 pub enum ReapAction {
     Keep,
     /// No progress for longer than the threshold: note, then `blocked`.
-    Block { note: String },
+    Block {
+        note: String,
+    },
     /// Claimed but the dispatch was never sent: note, then `open`.
-    Release { note: String },
+    Release {
+        note: String,
+    },
     /// Sent but the outcome was never recorded: note, then `blocked`, because
     /// reopening could dispatch it twice.
-    BlockUnknown { note: String },
+    BlockUnknown {
+        note: String,
+    },
 }
 
 impl ReapAction {
@@ -355,7 +363,11 @@ mod tests {
     #[test]
     fn backoff_skips_until_delay_passed() {
         // Two failures → 4 minutes after the last attempt.
-        let n = format!("{}\n{}", failed_attempt(t(10, 0, 0)), failed_attempt(t(10, 2, 0)));
+        let n = format!(
+            "{}\n{}",
+            failed_attempt(t(10, 0, 0)),
+            failed_attempt(t(10, 2, 0))
+        );
         let c = cand("a", 0, t(9, 0, 0), "ok", &n);
         assert_eq!(
             check_candidate(&c, t(10, 5, 59)),
@@ -378,7 +390,11 @@ mod tests {
         assert_eq!(status_after, status::OPEN);
         assert_eq!(added.len(), 1);
         // A block resets the count: the bead gets five fresh tries after a person reopens it.
-        let reopened = format!("{four}\n{}\n{}", failed_attempt(t(11, 0, 0)), notes::backoff_blocked(5));
+        let reopened = format!(
+            "{four}\n{}\n{}",
+            failed_attempt(t(11, 0, 0)),
+            notes::backoff_blocked(5)
+        );
         assert_eq!(after_failure(&reopened, &failure).0, status::OPEN);
     }
 
@@ -397,7 +413,12 @@ mod tests {
 
     #[test]
     fn stale_threshold_is_strict_on_whole_minutes() {
-        let dispatched = format!("{}\n{}\n{}", notes::claimed(t(9, 0, 0)), notes::dispatching(t(9, 0, 0)), notes::dispatched("j"));
+        let dispatched = format!(
+            "{}\n{}\n{}",
+            notes::claimed(t(9, 0, 0)),
+            notes::dispatching(t(9, 0, 0)),
+            notes::dispatched("j")
+        );
         let now = t(12, 0, 0);
         let keep = in_progress(t(11, 29, 1), &dispatched); // 30m59s → 30 whole minutes
         assert_eq!(reap(&keep, now, POLICY), ReapAction::Keep);
@@ -427,7 +448,11 @@ mod tests {
 
     #[test]
     fn claim_sent_without_outcome_is_blocked_not_reopened() {
-        let n = format!("{}\n{}", notes::claimed(t(11, 0, 0)), notes::dispatching(t(11, 0, 1)));
+        let n = format!(
+            "{}\n{}",
+            notes::claimed(t(11, 0, 0)),
+            notes::dispatching(t(11, 0, 1))
+        );
         let bead = in_progress(t(11, 0, 1), &n);
         let action = reap(&bead, t(11, 10, 0), POLICY);
         assert_eq!(action.new_status(), Some(status::BLOCKED));
@@ -443,14 +468,20 @@ mod tests {
         );
         let bead = in_progress(t(11, 20, 0), &n);
         assert_eq!(reap(&bead, t(11, 40, 0), POLICY), ReapAction::Keep);
-        assert!(matches!(reap(&bead, t(11, 51, 0), POLICY), ReapAction::Block { .. }));
+        assert!(matches!(
+            reap(&bead, t(11, 51, 0), POLICY),
+            ReapAction::Block { .. }
+        ));
     }
 
     #[test]
     fn bead_set_in_progress_by_a_person_uses_stale_rule() {
         let bead = in_progress(t(11, 0, 0), "working on it");
         assert_eq!(reap(&bead, t(11, 30, 59), POLICY), ReapAction::Keep);
-        assert!(matches!(reap(&bead, t(11, 31, 0), POLICY), ReapAction::Block { .. }));
+        assert!(matches!(
+            reap(&bead, t(11, 31, 0), POLICY),
+            ReapAction::Block { .. }
+        ));
     }
 
     #[test]

@@ -1,1 +1,5 @@
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    beads_runner::app::main(beads_runner::cli::Cli::parse())
+}
