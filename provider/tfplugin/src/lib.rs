@@ -28,3 +28,6 @@ pub mod proto {
         tonic::include_proto!("plugin");
     }
 }
+pub mod diag;
+pub mod framework;
+pub mod schema;
