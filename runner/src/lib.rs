@@ -10,6 +10,7 @@ pub mod beadboard;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod failpoint;
 pub mod serve;
 pub mod store;
 pub mod tick;

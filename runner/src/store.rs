@@ -249,6 +249,24 @@ pub struct Change {
     pub notes: Vec<String>,
 }
 
+/// What a guarded write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// The change was committed; the row as it was before.
+    Done(Bead, Change),
+    /// Nothing written: the bead is gone, changed, or the decision declined.
+    Declined,
+    /// Nothing written: enough of the agent's beads are already in progress.
+    AtCapacity,
+}
+
+/// The limit a claim checks inside its transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct InFlightCap<'a> {
+    pub assignee: &'a str,
+    pub max_in_flight: u32,
+}
+
 /// `id, priority, updated_at, acceptance_criteria, notes`
 type CandidateRow = (String, i32, NaiveDateTime, Option<String>, Option<String>);
 
@@ -478,13 +496,52 @@ impl Store {
     where
         F: FnOnce(&Bead) -> Option<Change>,
     {
+        Ok(
+            match self.guarded_write(id, actor, now, None, decide).await? {
+                Written::Done(bead, change) => Some((bead, change)),
+                Written::Declined | Written::AtCapacity => None,
+            },
+        )
+    }
+
+    /// [`Store::write`] for a claim: in the same transaction, and before the
+    /// bead's row is locked, the agent's `in_progress` beads are counted with
+    /// a locking read, so racing runners on MariaDB/MySQL take turns and the
+    /// cap holds. (Dolt takes no row locks; there the cap is per runner.)
+    pub async fn claim<F>(
+        &self,
+        id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+        cap: InFlightCap<'_>,
+        decide: F,
+    ) -> Result<Written>
+    where
+        F: FnOnce(&Bead) -> Option<Change>,
+    {
+        self.guarded_write(id, actor, now, Some(cap), decide).await
+    }
+
+    async fn guarded_write<F>(
+        &self,
+        id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+        cap: Option<InFlightCap<'_>>,
+        decide: F,
+    ) -> Result<Written>
+    where
+        F: FnOnce(&Bead) -> Option<Change>,
+    {
         let dolt = self.verify().await?.dolt_version.is_some();
         let mut conn = self.conn().await?;
-        let result = self.write_tx(&mut conn, dolt, id, actor, now, decide).await;
+        let result = self
+            .write_tx(&mut conn, dolt, id, actor, now, cap, decide)
+            .await;
         match result {
             Err(e) if e.is_lost_race() => {
                 tracing::info!(bead_id = id, error = %e, "another writer changed the bead first; skipped");
-                Ok(None)
+                Ok(Written::Declined)
             }
             other => other,
         }
@@ -497,8 +554,9 @@ impl Store {
         id: &str,
         actor: &str,
         now: DateTime<Utc>,
+        cap: Option<InFlightCap<'_>>,
         decide: F,
-    ) -> Result<Option<(Bead, Change)>>
+    ) -> Result<Written>
     where
         F: FnOnce(&Bead) -> Option<Change>,
     {
@@ -513,6 +571,22 @@ impl Store {
             .await
             .map_err(|e| StoreError::sql(ctx("starting a transaction for"), e))?;
 
+        if let Some(cap) = cap {
+            let in_progress: Option<u64> = tx
+                .exec_first(
+                    "SELECT COUNT(*) FROM issues WHERE assignee = ? AND status = ? FOR UPDATE",
+                    (cap.assignee, status::IN_PROGRESS),
+                )
+                .await
+                .map_err(|e| {
+                    StoreError::sql(ctx("counting in_progress beads before claiming"), e)
+                })?;
+            if in_progress.unwrap_or(0) >= u64::from(cap.max_in_flight) {
+                tx.rollback().await.ok();
+                return Ok(Written::AtCapacity);
+            }
+        }
+
         let row: Option<mysql_async::Row> = tx
             .exec_first(
                 format!("SELECT {BEAD_COLUMNS} FROM issues WHERE id = ? FOR UPDATE"),
@@ -522,7 +596,7 @@ impl Store {
             .map_err(|e| StoreError::sql(ctx("locking"), e))?;
         let Some(row) = row else {
             tx.rollback().await.ok();
-            return Ok(None);
+            return Ok(Written::Declined);
         };
         let mut old = Bead::from_row(row).map_err(|e| StoreError::Decode {
             context: ctx("decoding"),
@@ -538,7 +612,7 @@ impl Store {
 
         let Some(change) = decide(&old) else {
             tx.rollback().await.ok();
-            return Ok(None);
+            return Ok(Written::Declined);
         };
 
         let appended = change.notes.join("\n");
@@ -565,7 +639,7 @@ impl Store {
         .map_err(|e| StoreError::sql(ctx("updating"), e))?;
         if tx.affected_rows() != 1 {
             tx.rollback().await.ok();
-            return Ok(None);
+            return Ok(Written::Declined);
         }
 
         // One event per logical change, as `bd update -s` then `bd note` write them.
@@ -616,10 +690,13 @@ impl Store {
                 return Err(StoreError::sql(ctx("committing to Dolt history"), e));
             }
         }
+        if change.status == Some(status::IN_PROGRESS) {
+            crate::failpoint::pause(crate::failpoint::BEFORE_CLAIM_COMMIT).await;
+        }
         tx.commit()
             .await
             .map_err(|e| StoreError::sql(ctx("committing the change to"), e))?;
-        Ok(Some((old, change)))
+        Ok(Written::Done(old, change))
     }
 
     async fn event(

@@ -8,7 +8,8 @@ use chrono::Utc;
 
 use crate::beadboard::BeadBoard;
 use crate::decide::{self, Candidate, InProgress, ReapAction, ReapPolicy, status};
-use crate::store::{Bead, Change, Store, StoreError};
+use crate::failpoint;
+use crate::store::{Bead, Change, InFlightCap, Store, StoreError, Written};
 
 /// How a tick ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -112,11 +113,11 @@ impl DispatchTick<'_> {
                 continue;
             }
             match self.dispatch_one(&candidate).await? {
-                Some(Ok(job)) => {
+                Claim::Sent(Ok(job)) => {
                     report.dispatched.push((candidate.id, job));
                     slots -= 1;
                 }
-                Some(Err(failure)) => {
+                Claim::Sent(Err(failure)) => {
                     report.failed.push(candidate.id.clone());
                     return Err(TickError::Failed(format!(
                         "dispatch of {} failed: {}",
@@ -124,39 +125,53 @@ impl DispatchTick<'_> {
                         failure.note()
                     )));
                 }
-                None => {} // another runner took it first
+                Claim::Taken => {} // another runner took it first
+                Claim::AtCapacity => {
+                    report.at_capacity = true;
+                    tracing::info!(
+                        outcome = "at_capacity",
+                        max_in_flight = self.max_in_flight,
+                        "enough of the agent's beads are in progress"
+                    );
+                    break;
+                }
             }
         }
         Ok(report)
     }
 
-    /// Claim, mark, send, record. Returns `None` when the bead was taken by
-    /// someone else before this runner could claim it.
-    async fn dispatch_one(
-        &self,
-        candidate: &Candidate,
-    ) -> Result<Option<Result<String, decide::DispatchFailure>>, TickError> {
+    /// Claim, mark, send, record.
+    async fn dispatch_one(&self, candidate: &Candidate) -> Result<Claim, TickError> {
         let id = candidate.id.as_str();
         let claimed_at = Utc::now();
         let assignee = self.assignee;
+        let cap = InFlightCap {
+            assignee,
+            max_in_flight: self.max_in_flight,
+        };
         let claim = self
             .store
-            .write(id, self.actor, claimed_at, |bead| {
+            .claim(id, self.actor, claimed_at, cap, |bead| {
                 claimable(bead, assignee, claimed_at).then(|| Change {
                     status: Some(status::IN_PROGRESS),
                     notes: vec![notes::claimed(claimed_at)],
                 })
             })
             .await?;
-        let Some((before, _)) = claim else {
-            tracing::info!(
-                bead_id = id,
-                outcome = "taken",
-                "bead changed before the claim; next"
-            );
-            return Ok(None);
+        let before = match claim {
+            Written::Done(before, _) => before,
+            Written::Declined => {
+                tracing::info!(
+                    bead_id = id,
+                    outcome = "taken",
+                    "bead changed before the claim; next"
+                );
+                return Ok(Claim::Taken);
+            }
+            Written::AtCapacity => return Ok(Claim::AtCapacity),
         };
         tracing::info!(bead_id = id, outcome = "claimed", "claimed");
+        failpoint::pause(failpoint::CLAIMED).await;
 
         // The marker lets the reaper tell a claim that never reached BeadBoard
         // (safe to reopen) from one whose outcome is unknown (must not be resent).
@@ -175,7 +190,9 @@ impl DispatchTick<'_> {
             return Err(e.into());
         }
 
+        failpoint::pause(failpoint::MARKED).await;
         let result = self.board.dispatch(id).await;
+        failpoint::pause(failpoint::POSTED).await;
         match &result {
             Ok(job) => {
                 let note = notes::dispatched(job);
@@ -212,7 +229,7 @@ impl DispatchTick<'_> {
                 tracing::warn!(bead_id = id, outcome = "dispatch_failed", status = new_status, error = %failure.note(), "dispatch failed; claim rolled back");
             }
         }
-        Ok(Some(result))
+        Ok(Claim::Sent(result))
     }
 
     /// Best effort after the marker could not be written: the request was not
@@ -256,6 +273,16 @@ fn claimable(bead: &Bead, assignee: &str, now: chrono::DateTime<Utc>) -> bool {
             now,
         )
         .is_ok()
+}
+
+/// How one bead's dispatch ended.
+enum Claim {
+    /// Claimed and sent; BeadBoard's answer.
+    Sent(Result<String, decide::DispatchFailure>),
+    /// Someone else changed or claimed it first.
+    Taken,
+    /// Another runner filled the last slot first.
+    AtCapacity,
 }
 
 /// What a reap tick did.

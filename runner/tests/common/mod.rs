@@ -73,3 +73,68 @@ impl World {
         }
     }
 }
+
+/// A runner started in the background, its stderr read line by line.
+pub struct Running {
+    pub child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    pub fn start(mut cmd: tokio::process::Command) -> Self {
+        let mut child = cmd.spawn().expect("spawn beads-runner");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut reader = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to 20 s) for a stderr line containing `text`; returns it.
+    pub async fn wait_for(&mut self, text: &str) -> String {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Ok(None) => panic!("runner exited before {text:?}; stderr: {:#?}", self.seen),
+                Err(_) => panic!("no {text:?} within 20s; stderr: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Sends a signal with kill(1).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("kill(1)");
+        assert!(status.success());
+    }
+
+    /// Waits for exit and returns the code (None when killed by a signal).
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("runner did not exit within 30s")
+            .expect("wait");
+        status.code()
+    }
+}

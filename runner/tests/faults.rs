@@ -1,0 +1,181 @@
+//! The fault suite: the runner killed at each step of a dispatch, its
+//! database connection killed mid-transaction. Afterwards every bead is
+//! open, blocked with a note, or dispatched exactly once with its job noted.
+
+mod common;
+
+use std::time::Duration;
+
+use beads_runner::failpoint;
+use beads_testkit::{BeadRow, Seed};
+use common::{Running, World};
+
+/// Short claim timeout so the reaper's recovery is observable in a test.
+const CLAIM_TIMEOUT: (&str, &str) = ("BEADS_CLAIM_TIMEOUT", "1s");
+
+fn explained(b: &BeadRow, dispatches: usize) {
+    let lines = b.note_lines();
+    let dispatched_notes = lines
+        .iter()
+        .filter(|l| l.starts_with("dispatched: job="))
+        .count();
+    match b.status.as_str() {
+        "open" => assert_eq!(dispatches, 0, "{b:?} reopened after a dispatch"),
+        "blocked" => assert!(
+            lines.last().is_some_and(|l| l.contains("blocking")),
+            "{b:?}"
+        ),
+        "in_progress" => {
+            assert_eq!(dispatches, 1, "{b:?}");
+            assert_eq!(dispatched_notes, 1, "{b:?}");
+        }
+        other => panic!("unexpected status {other}: {b:?}"),
+    }
+    assert!(dispatches <= 1, "{} dispatched {dispatches} times", b.id);
+}
+
+/// Kills the runner at `step`, then runs reap and dispatch ticks as the
+/// CronJobs would, and checks the outcome.
+async fn kill_at(step: &str) -> (World, BeadRow) {
+    let w = World::new().await;
+    w.db.seed(&[Seed::agent("k1")]).await;
+    let mut cmd = w.command(&["dispatch"]);
+    cmd.env(failpoint::PAUSE_AT, step);
+    let mut runner = Running::start(cmd);
+    runner.wait_for(&format!("paused at {step}")).await;
+    runner.signal("KILL");
+    assert_eq!(runner.exit_code().await, None, "killed by a signal");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await; // past the 1s claim timeout, in whole seconds
+    for args in [["reap"], ["dispatch"], ["reap"], ["dispatch"]] {
+        let run = w.run_with(&args, &[CLAIM_TIMEOUT]).await;
+        assert!(run.code == 0 || run.code == 1, "{run:?}");
+    }
+    let b = w.db.bead("k1").await;
+    let dispatches = w.board.dispatched_ids().len();
+    explained(&b, dispatches);
+    (w, b)
+}
+
+#[tokio::test]
+async fn killed_before_the_claim_commits() {
+    let (w, b) = kill_at(failpoint::BEFORE_CLAIM_COMMIT).await;
+    // Nothing was committed: the next tick dispatched it, once.
+    assert_eq!(b.status, "in_progress");
+    assert_eq!(w.board.dispatched_ids(), ["k1"]);
+    let claims = b
+        .note_lines()
+        .iter()
+        .filter(|l| l.starts_with("auto-dispatcher claimed"))
+        .count();
+    assert_eq!(claims, 1, "{b:?}");
+}
+
+#[tokio::test]
+async fn killed_after_the_claim_commits() {
+    let (w, b) = kill_at(failpoint::CLAIMED).await;
+    // Never sent: the reaper reopened it and the next tick dispatched it once.
+    assert!(
+        b.note_lines()
+            .iter()
+            .any(|l| l.contains("never dispatched within")),
+        "{b:?}"
+    );
+    assert_eq!(b.status, "in_progress");
+    assert_eq!(w.board.dispatched_ids(), ["k1"]);
+}
+
+#[tokio::test]
+async fn killed_after_the_marker_before_the_post() {
+    let (w, b) = kill_at(failpoint::MARKED).await;
+    // The outcome is unknown to the runner: blocked, never resent.
+    assert_eq!(b.status, "blocked");
+    assert!(w.board.dispatched_ids().is_empty());
+}
+
+#[tokio::test]
+async fn killed_after_the_post_before_the_final_note() {
+    let (w, b) = kill_at(failpoint::POSTED).await;
+    assert_eq!(b.status, "blocked");
+    assert!(
+        b.note_lines()
+            .last()
+            .unwrap()
+            .contains("dispatch outcome unknown"),
+        "{b:?}"
+    );
+    assert_eq!(w.board.dispatched_ids(), ["k1"], "sent once, never twice");
+}
+
+#[tokio::test]
+async fn connection_killed_mid_transaction_writes_nothing() {
+    let w = World::new().await;
+    w.db.seed(&[Seed::agent("c1")]).await;
+    let mut cmd = w.command(&["dispatch"]);
+    cmd.env(failpoint::PAUSE_AT, failpoint::BEFORE_CLAIM_COMMIT)
+        .env(failpoint::PAUSE_FOR, "3s");
+    let mut runner = Running::start(cmd);
+    runner.wait_for("paused at before-claim-commit").await;
+    // Kill every connection of the runner's database but ours.
+    let mut conn = w.db.conn().await;
+    use mysql_async::prelude::*;
+    let ids: Vec<u64> = conn
+        .exec(
+            "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+            (&w.db.name,),
+        )
+        .await
+        .unwrap();
+    assert!(!ids.is_empty());
+    for id in ids {
+        conn.query_drop(format!("KILL {id}")).await.ok();
+    }
+    drop(conn);
+    assert_eq!(runner.exit_code().await, Some(1), "{:#?}", runner.seen);
+    let b = w.db.bead("c1").await;
+    assert_eq!(
+        (b.status.as_str(), b.notes.as_str()),
+        ("open", ""),
+        "no partial write"
+    );
+    assert_eq!(w.db.event_count().await, 0);
+    assert!(w.board.dispatched_ids().is_empty());
+    // The next tick recovers.
+    let run = w.run(&["dispatch"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(w.board.dispatched_ids(), ["c1"]);
+}
+
+#[tokio::test]
+async fn beadboard_faults_each_roll_back_cleanly() {
+    use beads_testkit::Reply;
+    let replies = [
+        Reply::json(500, "boom"),
+        Reply::json(502, r#"{"error":"Agent service response missing job_id."}"#),
+        Reply::json(429, r#"{"error":"slow down"}"#),
+        Reply::Raw {
+            status: 200,
+            content_type: "text/html",
+            body: "<h1>proxy</h1>".into(),
+        },
+        Reply::Truncated(r#"{"job_id": "abc"#.into()),
+        Reply::Close,
+        Reply::Slow(Duration::from_secs(4), Box::new(Reply::Job(None))),
+    ];
+    for reply in replies {
+        let w = World::new().await;
+        w.db.seed(&[Seed::agent("b1")]).await;
+        w.board.dispatch_replies([reply.clone()]);
+        let run = w.run(&["dispatch"]).await;
+        assert_eq!(run.code, 1, "{reply:?}: {run:?}");
+        let b = w.db.bead("b1").await;
+        assert_eq!(b.status, "open", "{reply:?}");
+        assert!(
+            b.note_lines()
+                .last()
+                .unwrap()
+                .starts_with("dispatch failed"),
+            "{reply:?}: {b:?}"
+        );
+    }
+}
