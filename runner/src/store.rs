@@ -253,7 +253,7 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
     /// The change was committed; the row as it was before.
-    Done(Bead, Change),
+    Done(Box<Bead>, Change),
     /// Nothing written: the bead is gone, changed, or the decision declined.
     Declined,
     /// Nothing written: enough of the agent's beads are already in progress.
@@ -265,6 +265,15 @@ pub enum Written {
 pub struct InFlightCap<'a> {
     pub assignee: &'a str,
     pub max_in_flight: u32,
+}
+
+/// Which bead a write touches, and how.
+struct Target<'a> {
+    id: &'a str,
+    actor: &'a str,
+    now: DateTime<Utc>,
+    cap: Option<InFlightCap<'a>>,
+    dolt: bool,
 }
 
 /// `id, priority, updated_at, acceptance_criteria, notes`
@@ -498,7 +507,7 @@ impl Store {
     {
         Ok(
             match self.guarded_write(id, actor, now, None, decide).await? {
-                Written::Done(bead, change) => Some((bead, change)),
+                Written::Done(bead, change) => Some((*bead, change)),
                 Written::Declined | Written::AtCapacity => None,
             },
         )
@@ -535,9 +544,14 @@ impl Store {
     {
         let dolt = self.verify().await?.dolt_version.is_some();
         let mut conn = self.conn().await?;
-        let result = self
-            .write_tx(&mut conn, dolt, id, actor, now, cap, decide)
-            .await;
+        let target = Target {
+            id,
+            actor,
+            now,
+            cap,
+            dolt,
+        };
+        let result = self.write_tx(&mut conn, target, decide).await;
         match result {
             Err(e) if e.is_lost_race() => {
                 tracing::info!(bead_id = id, error = %e, "another writer changed the bead first; skipped");
@@ -547,19 +561,17 @@ impl Store {
         }
     }
 
-    async fn write_tx<F>(
-        &self,
-        conn: &mut Conn,
-        dolt: bool,
-        id: &str,
-        actor: &str,
-        now: DateTime<Utc>,
-        cap: Option<InFlightCap<'_>>,
-        decide: F,
-    ) -> Result<Written>
+    async fn write_tx<F>(&self, conn: &mut Conn, target: Target<'_>, decide: F) -> Result<Written>
     where
         F: FnOnce(&Bead) -> Option<Change>,
     {
+        let Target {
+            id,
+            actor,
+            now,
+            cap,
+            dolt,
+        } = target;
         let ctx = |what: &str| format!("{what} bead {id}");
         // DATETIME holds whole seconds; the note and the row must name the same instant.
         let now = now
@@ -696,7 +708,7 @@ impl Store {
         tx.commit()
             .await
             .map_err(|e| StoreError::sql(ctx("committing the change to"), e))?;
-        Ok(Written::Done(old, change))
+        Ok(Written::Done(Box::new(old), change))
     }
 
     async fn event(

@@ -159,7 +159,7 @@ impl DispatchTick<'_> {
             })
             .await?;
         let before = match claim {
-            Written::Done(before, _) => before,
+            Written::Done(before, _) => *before,
             Written::Declined => {
                 tracing::info!(
                     bead_id = id,

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
 //! The dispatch tick against a real MariaDB and the stub BeadBoard.
 
 mod common;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
 //! The fault suite: the runner killed at each step of a dispatch, its
 //! database connection killed mid-transaction. Afterwards every bead is
 //! open, blocked with a note, or dispatched exactly once with its job noted.

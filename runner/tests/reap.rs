@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
 //! The reap tick against a real MariaDB.
 
 mod common;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
 //! Every bad configuration exits 2, names what is wrong, and writes nothing.
 
 mod common;
@@ -26,6 +27,13 @@ async fn assert_refused(w: &World, args: &[&str], vars: &[(&str, &str)], names: 
     assert!(w.board.dispatched_ids().is_empty());
 }
 
+/// Arguments, environment, and what the error must name.
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 async fn world() -> World {
     let w = World::new().await;
     w.db.seed(&[
@@ -41,7 +49,7 @@ async fn world() -> World {
 #[tokio::test]
 async fn bad_flags_and_environment() {
     let w = world().await;
-    let cases: [(&[&str], &[(&str, &str)], &str); 12] = [
+    let cases: [Case; 12] = [
         (
             &["dispatch", "--stale-after", "soon"],
             &[],

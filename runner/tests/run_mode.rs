@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
 //! `beads-runner run`: intervals, /healthz, /metrics, graceful SIGTERM.
 
 mod common;
