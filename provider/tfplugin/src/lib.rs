@@ -13,7 +13,17 @@
 //! * [`schema`]: declaring a schema once, as protobuf and as cty type;
 //! * [`framework`]: the `Provider` and `Resource` traits and the generic
 //!   protocol rules, implemented once.
+//!
+//! A provider binary implements [`framework::Provider`] and calls
+//! [`serve::main`].
 
+pub mod diag;
+pub mod framework;
+pub mod handshake;
+pub mod log;
+pub mod schema;
+pub mod serve;
+pub mod tls;
 pub mod value;
 
 /// Generated protobuf and gRPC code (from `proto/`).
@@ -28,6 +38,3 @@ pub mod proto {
         tonic::include_proto!("plugin");
     }
 }
-pub mod diag;
-pub mod framework;
-pub mod schema;

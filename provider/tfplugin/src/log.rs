@@ -1,0 +1,183 @@
+//! Logging for a plugin: hclog-style JSON lines on stderr, which Terraform
+//! reads and merges into its own log, and a panic hook that makes a panic
+//! look like a Go plugin crash so Terraform reports it.
+//!
+//! The level comes from `TF_LOG_PROVIDER`, else `TF_LOG` (`TRACE`, `DEBUG`,
+//! `INFO`, `WARN`, `ERROR`, `OFF`; `JSON` means `TRACE`). Without either,
+//! nothing is logged.
+
+use std::io::Write;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, registry};
+
+/// The level chosen by `TF_LOG_PROVIDER` / `TF_LOG` (given as values).
+pub fn level_from(tf_log: Option<&str>, tf_log_provider: Option<&str>) -> LevelFilter {
+    let pick = tf_log_provider
+        .filter(|v| !v.trim().is_empty())
+        .or(tf_log.filter(|v| !v.trim().is_empty()));
+    match pick.map(|v| v.trim().to_ascii_uppercase()) {
+        None => LevelFilter::OFF,
+        Some(v) => match v.as_str() {
+            "OFF" => LevelFilter::OFF,
+            "ERROR" => LevelFilter::ERROR,
+            "WARN" => LevelFilter::WARN,
+            "INFO" => LevelFilter::INFO,
+            "DEBUG" => LevelFilter::DEBUG,
+            // TRACE, JSON and anything unrecognised: Terraform's own rule.
+            _ => LevelFilter::TRACE,
+        },
+    }
+}
+
+/// A tracing layer writing one hclog JSON object per event to stderr.
+#[derive(Debug, Clone)]
+pub struct HclogLayer {
+    module: String,
+}
+
+impl HclogLayer {
+    /// Events are tagged with `@module` = `module`.
+    pub fn new(module: impl Into<String>) -> HclogLayer {
+        HclogLayer {
+            module: module.into(),
+        }
+    }
+
+    /// Formats one event as an hclog JSON line (without newline).
+    pub fn format(
+        &self,
+        level: &Level,
+        target: &str,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> String {
+        let mut obj = serde_json::Map::new();
+        let lvl = match *level {
+            Level::TRACE => "trace",
+            Level::DEBUG => "debug",
+            Level::INFO => "info",
+            Level::WARN => "warn",
+            Level::ERROR => "error",
+        };
+        obj.insert("@level".into(), lvl.into());
+        obj.insert(
+            "@timestamp".into(),
+            chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string()
+                .into(),
+        );
+        obj.insert("@module".into(), self.module.clone().into());
+        let mut fields = fields;
+        let message = fields.remove("message").unwrap_or_else(|| "".into());
+        obj.insert("@message".into(), message);
+        obj.insert("target".into(), target.into());
+        for (k, v) in fields {
+            obj.insert(k, v);
+        }
+        serde_json::Value::Object(obj).to_string()
+    }
+}
+
+#[derive(Default)]
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}").into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+}
+
+impl<S: Subscriber> Layer<S> for HclogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let meta = event.metadata();
+        let line = self.format(meta.level(), meta.target(), fields.0);
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+    }
+}
+
+/// Installs the hclog layer as the global subscriber, with the level from
+/// the environment. Does nothing if a subscriber is already installed.
+pub fn init(module: &str) {
+    let level = level_from(
+        std::env::var("TF_LOG").ok().as_deref(),
+        std::env::var("TF_LOG_PROVIDER").ok().as_deref(),
+    );
+    let _ = registry()
+        .with(HclogLayer::new(module).with_filter(level))
+        .try_init();
+}
+
+/// Installs a panic hook that prints `panic: <message>` plus location and
+/// backtrace on stderr, then exits with status 2, as a Go plugin crash
+/// does. Terraform collects plugin stderr from the `panic: ` line and
+/// reports "The plugin crashed" with that text.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(non-string panic payload)".to_string());
+        let location = info
+            .location()
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "unknown location".into());
+        let bt = std::backtrace::Backtrace::force_capture();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "panic: {msg}\n\nthread panicked at {location}\n{bt}");
+        let _ = err.flush();
+        std::process::exit(2);
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_level_overrides_global() {
+        assert_eq!(level_from(None, None), LevelFilter::OFF);
+        assert_eq!(level_from(Some("debug"), None), LevelFilter::DEBUG);
+        assert_eq!(level_from(Some("TRACE"), Some("WARN")), LevelFilter::WARN);
+        assert_eq!(level_from(Some("JSON"), Some("")), LevelFilter::TRACE);
+        assert_eq!(level_from(Some("off"), None), LevelFilter::OFF);
+    }
+
+    #[test]
+    fn lines_are_hclog_json() {
+        let mut f = serde_json::Map::new();
+        f.insert("message".into(), "hello".into());
+        f.insert("type_name".into(), "beads_x".into());
+        let line =
+            HclogLayer::new("provider.terraform-provider-beads").format(&Level::WARN, "t", f);
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["@level"], "warn");
+        assert_eq!(v["@message"], "hello");
+        assert_eq!(v["@module"], "provider.terraform-provider-beads");
+        assert_eq!(v["type_name"], "beads_x");
+        let ts = v["@timestamp"].as_str().expect("timestamp");
+        assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
+    }
+}

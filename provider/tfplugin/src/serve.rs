@@ -1,0 +1,378 @@
+//! Running a provider as a Terraform plugin process: handshake, AutoMTLS,
+//! the gRPC server on a unix socket, signals and shutdown, and `--debug`
+//! mode for attaching Terraform to a provider started by hand.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tonic::{Request, Response, Status};
+
+use crate::framework::server::MAX_MESSAGE_SIZE;
+use crate::framework::{CancelToken, Provider, ProviderService};
+use crate::handshake::{HandshakeError, LaunchEnv, SocketDir, handshake_line};
+use crate::proto::plugin::Empty;
+use crate::proto::plugin::grpc_controller_server::{GrpcController, GrpcControllerServer};
+use crate::proto::tfplugin6::provider_server::ProviderServer;
+use crate::tls::{ServerIdentity, TlsError, parse_client_cert, server_config};
+
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After Shutdown, how long a graceful stop may take before the process stops anyway.
+const SHUTDOWN_BACKSTOP: Duration = Duration::from_millis(500);
+
+/// Why the plugin could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("socket setup failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What [`main`] needs to know about the provider binary.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Full provider source address for debug mode's `TF_REATTACH_PROVIDERS`,
+    /// e.g. `registry.terraform.io/beads-autodispatch/beads`.
+    pub provider_address: String,
+    /// `@module` of log lines, e.g. `provider.terraform-provider-beads`.
+    pub log_module: String,
+}
+
+/// The whole plugin process: call from `main` and return its exit code.
+///
+/// Without `--debug`, the process must have been started by Terraform
+/// (magic cookie); otherwise it explains that on stderr and exits 1.
+/// With `--debug`, it serves in the foreground without TLS and prints the
+/// `TF_REATTACH_PROVIDERS` value to use; Ctrl-C stops it.
+pub fn main(provider: impl Provider, cfg: ServeConfig) -> ExitCode {
+    crate::log::install_panic_hook();
+    crate::log::init(&cfg.log_module);
+    let debug = std::env::args()
+        .skip(1)
+        .any(|a| a == "--debug" || a == "-debug");
+    let env = LaunchEnv::from_process();
+    if !debug && let Err(e) = env.check_magic_cookie() {
+        eprintln!("{e}");
+        return ExitCode::from(1);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        if debug {
+            serve_debug(provider, &env, &cfg.provider_address).await
+        } else {
+            serve_terraform(provider, &env).await
+        }
+    });
+    rt.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "plugin server failed");
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Serves Terraform: negotiate, TLS if Terraform sent its certificate,
+/// print the handshake line, serve until Shutdown (or SIGTERM).
+pub async fn serve_terraform(provider: impl Provider, env: &LaunchEnv) -> Result<(), ServeError> {
+    let version = env.negotiate_version()?;
+    let tls = match env.client_cert.as_deref() {
+        Some(pem) => {
+            let identity = ServerIdentity::generate()?;
+            let cfg = server_config(&identity, parse_client_cert(pem)?)?;
+            Some((identity, cfg))
+        }
+        None => {
+            tracing::warn!(
+                "PLUGIN_CLIENT_CERT not set: serving without TLS (TF_DISABLE_PLUGIN_TLS)"
+            );
+            None
+        }
+    };
+    let shutdown = CancelToken::new();
+    ignore_sigint()?;
+    on_sigterm(shutdown.clone())?;
+    let running = start(
+        ProviderService::new(provider),
+        tls.as_ref().map(|(_, c)| c.clone()),
+        env.socket_dir.as_deref(),
+        shutdown.clone(),
+    )
+    .await?;
+    let line = handshake_line(
+        version,
+        running.socket_path(),
+        tls.as_ref().map(|(id, _)| id.cert_der.as_ref()),
+    );
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
+    tracing::info!(socket = %running.socket_path().display(), tls = tls.is_some(), "plugin serving");
+    running.wait().await
+}
+
+/// Debug mode: plaintext, prints the reattach configuration, stops on Ctrl-C.
+pub async fn serve_debug(
+    provider: impl Provider,
+    env: &LaunchEnv,
+    provider_address: &str,
+) -> Result<(), ServeError> {
+    let shutdown = CancelToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                shutdown.cancel();
+            }
+        });
+    }
+    on_sigterm(shutdown.clone())?;
+    let running = start(
+        ProviderService::new(provider),
+        None,
+        env.socket_dir.as_deref(),
+        shutdown,
+    )
+    .await?;
+    let value = reattach_json(provider_address, std::process::id(), running.socket_path());
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "Provider started in debug mode. To attach Terraform, set this in Terraform's environment:\n\n\
+             \tTF_REATTACH_PROVIDERS='{value}'\n\nPress Ctrl-C to stop."
+        )?;
+        out.flush()?;
+    }
+    running.wait().await
+}
+
+/// The `TF_REATTACH_PROVIDERS` value for a provider serving on `socket`.
+/// `Test: true` is required for protocol 6 (go-plugin only keeps the
+/// protocol version of test reattachments).
+pub fn reattach_json(provider_address: &str, pid: u32, socket: &Path) -> String {
+    let mut root = serde_json::Map::new();
+    root.insert(
+        provider_address.to_string(),
+        serde_json::json!({
+            "Protocol": "grpc",
+            "ProtocolVersion": 6,
+            "Pid": pid,
+            "Test": true,
+            "Addr": {"Network": "unix", "String": socket.display().to_string()},
+        }),
+    );
+    serde_json::Value::Object(root).to_string()
+}
+
+fn ignore_sigint() -> std::io::Result<()> {
+    // Installing a handler replaces the default action (terminate). Ctrl-C
+    // reaches the whole process group; Terraform handles it and calls
+    // StopProvider, as go-plugin servers expect.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        while sigint.recv().await.is_some() {
+            tracing::debug!("ignoring SIGINT; Terraform will call StopProvider");
+        }
+    });
+    Ok(())
+}
+
+fn on_sigterm(shutdown: CancelToken) -> std::io::Result<()> {
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::spawn(async move {
+        if sigterm.recv().await.is_some() {
+            shutdown.cancel();
+        }
+    });
+    Ok(())
+}
+
+/// go-plugin's controller: Shutdown replies, then stops the server.
+struct Controller {
+    shutdown: CancelToken,
+}
+
+#[tonic::async_trait]
+impl GrpcController for Controller {
+    async fn shutdown(&self, _req: Request<Empty>) -> Result<Response<Empty>, Status> {
+        tracing::debug!("GRPCController.Shutdown");
+        self.shutdown.cancel();
+        Ok(Response::new(Empty {}))
+    }
+}
+
+/// A server started by [`start`].
+#[derive(Debug)]
+pub struct Running {
+    socket: SocketDir,
+    task: JoinHandle<Result<(), ServeError>>,
+    accept: Option<JoinHandle<()>>,
+    shutdown: CancelToken,
+}
+
+impl Running {
+    /// The unix socket the server listens on.
+    pub fn socket_path(&self) -> &Path {
+        self.socket.socket_path()
+    }
+
+    /// Owned copy of the socket path.
+    pub fn socket_path_buf(&self) -> PathBuf {
+        self.socket.socket_path().to_path_buf()
+    }
+
+    /// The token that stops the server.
+    pub fn shutdown_token(&self) -> CancelToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server stopped (after shutdown, at most
+    /// [`SHUTDOWN_BACKSTOP`] later), then removes the socket.
+    pub async fn wait(mut self) -> Result<(), ServeError> {
+        let shutdown = self.shutdown.clone();
+        let backstop = async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_BACKSTOP).await;
+        };
+        let result = tokio::select! {
+            r = &mut self.task => match r {
+                Ok(r) => r,
+                Err(e) => Err(ServeError::Io(std::io::Error::other(e))),
+            },
+            _ = backstop => {
+                tracing::debug!("graceful shutdown took too long; stopping anyway");
+                self.task.abort();
+                Ok(())
+            }
+        };
+        if let Some(a) = self.accept.take() {
+            a.abort();
+        }
+        result
+    }
+}
+
+/// Binds a socket in a new private directory and serves the provider
+/// service (plus GRPCController and the health service `plugin`) on it,
+/// over TLS when `tls` is given. Stops when `shutdown` is cancelled.
+pub async fn start(
+    service: ProviderService,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    socket_parent: Option<&Path>,
+    shutdown: CancelToken,
+) -> Result<Running, ServeError> {
+    let socket = SocketDir::create(socket_parent)?;
+    let listener = UnixListener::bind(socket.socket_path())?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
+    let provider = ProviderServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(GrpcControllerServer::new(Controller {
+            shutdown: shutdown.clone(),
+        }))
+        .add_service(provider);
+
+    let stop = shutdown.clone();
+    let (task, accept) = match tls {
+        Some(cfg) => {
+            let (tx, rx) = mpsc::channel(16);
+            let accept = tokio::spawn(accept_tls(
+                listener,
+                tokio_rustls::TlsAcceptor::from(cfg),
+                tx,
+            ));
+            let task = tokio::spawn(async move {
+                router
+                    .serve_with_incoming_shutdown(ReceiverStream::new(rx), async move {
+                        stop.cancelled().await
+                    })
+                    .await
+                    .map_err(ServeError::from)
+            });
+            (task, Some(accept))
+        }
+        None => {
+            let incoming = UnixListenerStream::new(listener);
+            let task = tokio::spawn(async move {
+                router
+                    .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
+                    .await
+                    .map_err(ServeError::from)
+            });
+            (task, None)
+        }
+    };
+    Ok(Running {
+        socket,
+        task,
+        accept,
+        shutdown,
+    })
+}
+
+type TlsConn = tokio_rustls::server::TlsStream<UnixStream>;
+
+/// Accepts connections and runs each TLS handshake in its own task, so a
+/// slow or refused client never blocks the next one.
+async fn accept_tls(
+    listener: UnixListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tx: mpsc::Sender<Result<TlsConn, std::io::Error>>,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(conn)) => {
+                    let _ = tx.send(Ok(conn)).await;
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "TLS handshake refused"),
+                Err(_) => tracing::warn!("TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
