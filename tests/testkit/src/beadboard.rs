@@ -73,13 +73,15 @@ pub struct StubBeadBoard {
 impl StubBeadBoard {
     /// Starts on a free loopback port: not busy, every dispatch accepted.
     pub async fn start() -> Self {
-        Self::start_on("127.0.0.1:0").await
+        Self::start_on("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port for the stub BeadBoard")
     }
 
     /// Starts on the given address.
-    pub async fn start_on(addr: &str) -> Self {
-        let listener = TcpListener::bind(addr).await.expect("bind stub BeadBoard");
-        let addr = listener.local_addr().expect("local addr");
+    pub async fn start_on(addr: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let script = Arc::new(Mutex::new(Script::default()));
         let shared = script.clone();
         let task = tokio::spawn(async move {
@@ -90,7 +92,7 @@ impl StubBeadBoard {
                 });
             }
         });
-        StubBeadBoard { addr, script, task }
+        Ok(StubBeadBoard { addr, script, task })
     }
 
     /// `http://127.0.0.1:PORT`
