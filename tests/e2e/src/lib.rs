@@ -1,1 +1,27 @@
-//! End-to-end tests live in `tests/`; this crate has no library code of its own.
+//! End-to-end drivers: the real Terraform CLIs, a cluster (the stand-in API
+//! server in-process, or a real one from `BEADS_E2E_KUBECONFIG`), the real
+//! `kubectl`, and a way to run a rendered pod spec as a local process.
+
+pub mod cluster;
+pub mod local_pod;
+pub mod terraform;
+
+/// The repository root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/e2e sits two levels below the root")
+        .to_path_buf()
+}
+
+/// Directory of the workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/<test> or target/debug/<bin>
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}

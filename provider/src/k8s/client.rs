@@ -1,0 +1,278 @@
+//! The Kubernetes side: connect as the provider block says, apply the
+//! rendered objects with server-side apply, read them back, delete them.
+
+use std::time::Duration;
+
+use base64::Engine;
+use beads_contract::labels::k8s::MANAGER;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::observe::Live;
+use super::render::{self, Mode, Names, Spec};
+
+/// How long a delete may take before the provider gives up waiting.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Timeout of one API request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The provider block's connection attributes (named as hashicorp/kubernetes names them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connection {
+    pub config_path: Option<String>,
+    pub config_context: Option<String>,
+    pub host: Option<String>,
+    pub token: Option<String>,
+    pub cluster_ca_certificate: Option<String>,
+    pub insecure: Option<bool>,
+    pub client_certificate: Option<String>,
+    pub client_key: Option<String>,
+}
+
+/// A failed Kubernetes operation, naming the object.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("Kubernetes connection: {0}")]
+    Connect(String),
+    #[error("{verb} {kind} {namespace}/{name}: {message}")]
+    Object {
+        verb: &'static str,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        message: String,
+    },
+}
+
+impl Connection {
+    /// Builds a client. Precedence: `host` (with token or client
+    /// certificate), then `config_path` or `KUBE_CONFIG_PATH`, then the
+    /// in-cluster service account.
+    pub async fn client(&self) -> Result<Client, KubeError> {
+        let mut config = self.config().await?;
+        config.connect_timeout = Some(Duration::from_secs(10));
+        config.read_timeout = Some(REQUEST_TIMEOUT);
+        Client::try_from(config).map_err(|e| KubeError::Connect(e.to_string()))
+    }
+
+    async fn config(&self) -> Result<Config, KubeError> {
+        let options = KubeConfigOptions {
+            context: self.config_context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        if let Some(host) = self.host.as_deref().filter(|h| !h.is_empty()) {
+            let kubeconfig = self.inline_kubeconfig(host)?;
+            return Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| KubeError::Connect(format!("host {host}: {e}")));
+        }
+        let path = self
+            .config_path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .or_else(|| std::env::var("KUBE_CONFIG_PATH").ok().filter(|p| !p.is_empty()));
+        if let Some(path) = path {
+            let path = expand_home(&path);
+            let kubeconfig = Kubeconfig::read_from(&path)
+                .map_err(|e| KubeError::Connect(format!("config_path {path}: {e}")))?;
+            return Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| KubeError::Connect(format!("config_path {path}: {e}")));
+        }
+        Config::incluster().map_err(|e| {
+            KubeError::Connect(format!(
+                "no cluster configured: set config_path (or KUBE_CONFIG_PATH), or host with credentials, or run inside a cluster ({e})"
+            ))
+        })
+    }
+
+    /// A kubeconfig holding just the attributes given, so kube-rs handles
+    /// certificates and tokens exactly as it does for a file.
+    fn inline_kubeconfig(&self, host: &str) -> Result<Kubeconfig, KubeError> {
+        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        let mut cluster = serde_json::json!({ "server": host });
+        if let Some(ca) = self.cluster_ca_certificate.as_deref().filter(|s| !s.is_empty()) {
+            cluster["certificate-authority-data"] = b64(ca).into();
+        }
+        if self.insecure == Some(true) {
+            cluster["insecure-skip-tls-verify"] = true.into();
+        }
+        let mut user = serde_json::json!({});
+        if let Some(token) = &self.token {
+            user["token"] = token.clone().into();
+        }
+        if let Some(cert) = &self.client_certificate {
+            user["client-certificate-data"] = b64(cert).into();
+        }
+        if let Some(key) = &self.client_key {
+            user["client-key-data"] = b64(key).into();
+        }
+        let doc = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "provider", "cluster": cluster}],
+            "users": [{"name": "provider", "user": user}],
+            "contexts": [{"name": "provider", "context": {"cluster": "provider", "user": "provider"}}],
+            "current-context": "provider",
+        });
+        Kubeconfig::from_yaml(&doc.to_string()).map_err(|e| KubeError::Connect(e.to_string()))
+    }
+}
+
+fn expand_home(path: &str) -> String {
+    match (path.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => path.to_string(),
+    }
+}
+
+fn describe(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            let mut message = format!("{} ({} {})", status.message, status.code, status.reason);
+            if status.code == 409 && status.reason == "Conflict" {
+                message.push_str("; another field manager owns a field this resource sets");
+            }
+            message
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The objects of one resource in the cluster.
+pub struct Objects {
+    client: Client,
+    namespace: String,
+    names: Names,
+}
+
+impl Objects {
+    pub fn new(client: Client, namespace: &str, name: &str) -> Self {
+        Objects {
+            client,
+            namespace: namespace.to_string(),
+            names: Names::new(name),
+        }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn error(&self, verb: &'static str, kind: &'static str, name: &str, e: kube::Error) -> KubeError {
+        KubeError::Object {
+            verb,
+            kind,
+            namespace: self.namespace.clone(),
+            name: name.to_string(),
+            message: describe(e),
+        }
+    }
+
+    async fn get<K>(&self, kind: &'static str, name: &str) -> Result<Option<K>, KubeError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        self.api::<K>()
+            .get_opt(name)
+            .await
+            .map_err(|e| self.error("reading", kind, name, e))
+    }
+
+    /// Reads every object the resource may own.
+    pub async fn read(&self) -> Result<Live, KubeError> {
+        Ok(Live {
+            config_map: self.get("ConfigMap", &self.names.config_map).await?,
+            dispatcher: self.get("CronJob", &self.names.dispatcher).await?,
+            reaper: self.get("CronJob", &self.names.reaper).await?,
+            deployment: self.get("Deployment", &self.names.deployment).await?,
+        })
+    }
+
+    async fn apply_one<K>(&self, kind: &'static str, name: &str, object: &K) -> Result<(), KubeError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        // force: the resource owns these fields; taking them back from
+        // whoever changed them out of band is what "apply restores it" means.
+        let params = PatchParams::apply(MANAGER).force();
+        self.api::<K>()
+            .patch(name, &params, &Patch::Apply(object))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("applying", kind, name, e))
+    }
+
+    /// Applies the ConfigMap first (the pods mount it), then the mode's
+    /// workload objects, then removes the other mode's objects.
+    pub async fn apply(&self, spec: &Spec) -> Result<(), KubeError> {
+        self.apply_one("ConfigMap", &self.names.config_map, &render::config_map(spec))
+            .await?;
+        match spec.mode {
+            Mode::CronJob => {
+                self.apply_one("CronJob", &self.names.dispatcher, &render::dispatcher(spec))
+                    .await?;
+                self.apply_one("CronJob", &self.names.reaper, &render::reaper(spec))
+                    .await?;
+                self.delete_one::<Deployment>("Deployment", &self.names.deployment)
+                    .await?;
+            }
+            Mode::Deployment => {
+                self.apply_one("Deployment", &self.names.deployment, &render::deployment(spec))
+                    .await?;
+                self.delete_one::<CronJob>("CronJob", &self.names.dispatcher).await?;
+                self.delete_one::<CronJob>("CronJob", &self.names.reaper).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_one<K>(&self, kind: &'static str, name: &str) -> Result<(), KubeError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        match self.api::<K>().delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(self.error("deleting", kind, name, e)),
+        }
+        let deadline = tokio::time::Instant::now() + DELETE_TIMEOUT;
+        while self.get::<K>(kind, name).await?.is_some() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(KubeError::Object {
+                    verb: "deleting",
+                    kind,
+                    namespace: self.namespace.clone(),
+                    name: name.to_string(),
+                    message: format!("still present after {}s", DELETE_TIMEOUT.as_secs()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes every object (workloads first, the ConfigMap they mount last)
+    /// and waits until they are gone.
+    pub async fn delete(&self) -> Result<(), KubeError> {
+        self.delete_one::<CronJob>("CronJob", &self.names.dispatcher).await?;
+        self.delete_one::<CronJob>("CronJob", &self.names.reaper).await?;
+        self.delete_one::<Deployment>("Deployment", &self.names.deployment)
+            .await?;
+        self.delete_one::<ConfigMap>("ConfigMap", &self.names.config_map)
+            .await
+    }
+}

@@ -1,0 +1,7 @@
+//! The Kubernetes half of `beads_autodispatch`: [`render`] turns the
+//! resource's attributes into API objects, [`observe`] turns live objects
+//! back into attributes (owned fields only), [`client`] does the I/O.
+
+pub mod client;
+pub mod observe;
+pub mod render;

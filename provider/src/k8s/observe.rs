@@ -1,0 +1,226 @@
+//! From the live objects back to the resource's attributes, reading only the
+//! fields the resource owns. Whatever admission webhooks add (dnsConfig,
+//! labels, defaulted fields) is never looked at, so it never shows as a diff.
+
+use beads_contract::{Metadata, env};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, Container};
+
+use super::render::{CONTAINER, Mode, Spec, split_image_ref};
+
+/// The objects of one `beads_autodispatch` as the cluster holds them.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub config_map: Option<ConfigMap>,
+    pub dispatcher: Option<CronJob>,
+    pub reaper: Option<CronJob>,
+    pub deployment: Option<Deployment>,
+}
+
+impl Live {
+    /// True when none of the objects exists.
+    pub fn is_empty(&self) -> bool {
+        self.config_map.is_none()
+            && self.dispatcher.is_none()
+            && self.reaper.is_none()
+            && self.deployment.is_none()
+    }
+}
+
+fn cron_container(cj: &CronJob) -> Option<&Container> {
+    cj.spec
+        .as_ref()?
+        .job_template
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == CONTAINER)
+}
+
+fn deployment_container(d: &Deployment) -> Option<&Container> {
+    d.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == CONTAINER)
+}
+
+fn env_value(c: &Container, name: &str) -> Option<String> {
+    c.env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+/// Of two observations that should agree, the one that differs from what
+/// the state says, so that a change to either object shows in the plan.
+fn drifted<T: PartialEq + Clone>(prior: &T, a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), _) if a != *prior => Some(a),
+        (_, Some(b)) => Some(b),
+        (a, None) => a,
+    }
+}
+
+/// The resource's attributes as the cluster shows them, starting from the
+/// prior state. `None` when every object is gone: the resource no longer exists.
+pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
+    let objects_of_mode = match prior.mode {
+        Mode::CronJob => live.config_map.is_some() || live.dispatcher.is_some() || live.reaper.is_some(),
+        Mode::Deployment => live.config_map.is_some() || live.deployment.is_some(),
+    };
+    if !objects_of_mode {
+        return None;
+    }
+    let mut seen = prior.clone();
+
+    match &live.config_map {
+        Some(cm) => {
+            let text = cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get(beads_contract::defaults::METADATA_FILE));
+            match text.map(|t| Metadata::parse(t)) {
+                Some(Ok(meta)) => {
+                    seen.dolt.host = meta.host().to_string();
+                    seen.dolt.port = meta.port();
+                    seen.dolt.user = meta.user().to_string();
+                    seen.dolt.database = meta.database_name().to_string();
+                    seen.dolt.project_id = meta.project_id.clone().filter(|p| !p.is_empty());
+                    seen.dolt.tls = meta.dolt_server_tls.unwrap_or(false);
+                }
+                // Edited into something the runner cannot read: show it on the
+                // attribute that names the database, so apply rewrites the file.
+                _ => seen.dolt.database = "(metadata.json missing or unreadable in the ConfigMap)".into(),
+            }
+        }
+        None => seen.dolt.database = "(ConfigMap deleted)".into(),
+    }
+
+    match prior.mode {
+        Mode::CronJob => {
+            let d = live.dispatcher.as_ref();
+            let r = live.reaper.as_ref();
+            let schedule = |cj: Option<&CronJob>| cj.and_then(|c| c.spec.as_ref()).map(|s| s.schedule.clone());
+            // A deleted CronJob shows as its schedule going missing.
+            seen.dispatch_schedule = schedule(d).unwrap_or_default();
+            seen.reap_schedule = schedule(r).unwrap_or_default();
+            let running = |cj: Option<&CronJob>| {
+                cj.and_then(|c| c.spec.as_ref())
+                    .map(|s| !s.suspend.unwrap_or(false))
+            };
+            if let Some(enabled) = drifted(&prior.enabled, running(d), running(r)) {
+                seen.enabled = enabled;
+            }
+            let image = |cj: Option<&CronJob>| cj.and_then(cron_container).and_then(|c| c.image.clone());
+            if let Some(reference) = drifted(
+                &super::render::image_ref(&prior.image, &prior.image_tag),
+                image(d),
+                image(r),
+            ) {
+                (seen.image, seen.image_tag) = split_image_ref(&reference);
+            }
+            if let Some(c) = d.and_then(cron_container).or_else(|| r.and_then(cron_container)) {
+                read_env(&mut seen, c);
+            }
+        }
+        Mode::Deployment => match &live.deployment {
+            Some(dep) => {
+                let replicas = dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                seen.enabled = replicas > 0;
+                if let Some(c) = deployment_container(dep) {
+                    if let Some(reference) = &c.image {
+                        (seen.image, seen.image_tag) = split_image_ref(reference);
+                    }
+                    read_env(&mut seen, c);
+                    if let Some(v) = env_value(c, env::RUN_INTERVAL) {
+                        seen.run_interval = v;
+                    }
+                }
+            }
+            None => seen.image_tag = String::new(),
+        },
+    }
+    Some(seen)
+}
+
+fn read_env(seen: &mut Spec, c: &Container) {
+    if let Some(v) = env_value(c, env::BEADBOARD_URL) {
+        seen.beadboard_url = v;
+    }
+    if let Some(v) = env_value(c, env::AGENT_ASSIGNEE) {
+        seen.assignee = v;
+    }
+    if let Some(v) = env_value(c, env::REAP_STALE_AFTER) {
+        seen.stale_after = v;
+    }
+    if let Some(v) = env_value(c, env::CLAIM_TIMEOUT) {
+        seen.claim_timeout = v;
+    }
+    if let Some(v) = env_value(c, env::MAX_IN_FLIGHT).and_then(|v| v.parse().ok()) {
+        seen.max_in_flight = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::render::{self, tests::spec};
+    use super::*;
+
+    fn live(s: &Spec) -> Live {
+        Live {
+            config_map: Some(render::config_map(s)),
+            dispatcher: Some(render::dispatcher(s)),
+            reaper: Some(render::reaper(s)),
+            deployment: None,
+        }
+    }
+
+    #[test]
+    fn rendered_objects_observe_as_the_spec() {
+        let s = spec();
+        assert_eq!(observe(&s, &live(&s)), Some(s));
+    }
+
+    #[test]
+    fn webhook_additions_are_ignored() {
+        let s = spec();
+        let mut l = live(&s);
+        let cj = l.dispatcher.as_mut().unwrap();
+        cj.metadata.labels.get_or_insert_default().insert("policies.kyverno.io/mutated".into(), "true".into());
+        let pod = cj.spec.as_mut().unwrap().job_template.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        pod.dns_config = Some(serde_json::from_value(serde_json::json!({"options": [{"name": "ndots", "value": "2"}]})).unwrap());
+        pod.containers[0].image_pull_policy = Some("IfNotPresent".into());
+        pod.containers[0].termination_message_path = Some("/dev/termination-log".into());
+        assert_eq!(observe(&s, &l), Some(s));
+    }
+
+    #[test]
+    fn set_image_on_one_cron_job_shows_as_tag_drift() {
+        let s = spec();
+        let mut l = live(&s);
+        let pod = l.reaper.as_mut().unwrap().spec.as_mut().unwrap().job_template.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        pod.containers[0].image = Some("ghcr.io/example/beads-runner:0.0.9".into());
+        assert_eq!(observe(&s, &l).unwrap().image_tag, "0.0.9");
+    }
+
+    #[test]
+    fn suspend_and_deletions_show_on_their_attribute() {
+        let s = spec();
+        let mut l = live(&s);
+        l.dispatcher.as_mut().unwrap().spec.as_mut().unwrap().suspend = Some(true);
+        assert!(!observe(&s, &l).unwrap().enabled);
+        l.reaper = None;
+        assert_eq!(observe(&s, &l).unwrap().reap_schedule, "");
+        assert_eq!(observe(&s, &Live::default()), None);
+    }
+}

@@ -1,0 +1,139 @@
+//! The real Terraform CLI with the provider under test installed through
+//! `dev_overrides` (no `terraform init`, no network).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use anyhow::{Context, bail};
+
+/// The provider's source address.
+pub const SOURCE: &str = "beads-autodispatch/beads";
+/// Names a Terraform 1.0.x binary (set by scripts/test).
+pub const TERRAFORM_1_0_VAR: &str = "BEADS_TERRAFORM_1_0";
+
+/// The Terraform binaries to test with: `terraform` on PATH (1.11.4 on the
+/// machine image) and the 1.0 binary from [`TERRAFORM_1_0_VAR`] when set.
+pub fn binaries() -> Vec<PathBuf> {
+    let mut found = vec![PathBuf::from("terraform")];
+    if let Ok(old) = std::env::var(TERRAFORM_1_0_VAR)
+        && !old.is_empty()
+    {
+        found.push(PathBuf::from(old));
+    } else {
+        eprintln!("{TERRAFORM_1_0_VAR} is not set: Terraform 1.0 runs skipped (scripts/test sets it)");
+    }
+    found
+}
+
+/// A working directory with a configuration and a CLI config that points
+/// Terraform at the provider binary built by cargo.
+pub struct Workspace {
+    pub terraform: PathBuf,
+    pub dir: tempfile::TempDir,
+    cli_config: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Workspace {
+    /// A workspace for `terraform`, with the provider from `provider_dir`.
+    pub fn new(terraform: &Path, provider_dir: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let cli_config = dir.path().join("terraform.rc");
+        std::fs::write(
+            &cli_config,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"{SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                provider_dir.display()
+            ),
+        )?;
+        Ok(Workspace {
+            terraform: terraform.to_path_buf(),
+            dir,
+            cli_config,
+            env: Vec::new(),
+        })
+    }
+
+    /// Sets an environment variable for every command.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Writes `main.tf` (or any file).
+    pub fn write(&self, name: &str, text: &str) -> anyhow::Result<()> {
+        std::fs::write(self.dir.path().join(name), text).with_context(|| format!("writing {name}"))
+    }
+
+    /// Copies every `.tf` file of a directory (an example or a stack) in.
+    pub fn copy_from(&self, src: &Path) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(src)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tf") {
+                std::fs::copy(&path, self.dir.path().join(path.file_name().unwrap_or_default()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `terraform <args>` with no color and no prompts.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let mut cmd = std::process::Command::new(&self.terraform);
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_INPUT", "0");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output()
+            .with_context(|| format!("running {} {}", self.terraform.display(), args.join(" ")))
+    }
+
+    /// Runs and fails with Terraform's output unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.run(args)?;
+        let text = text(&out);
+        if !out.status.success() {
+            bail!("terraform {} failed:\n{text}", args.join(" "));
+        }
+        Ok(text)
+    }
+
+    /// `terraform apply -auto-approve -no-color <extra>`.
+    pub fn apply(&self, extra: &[&str]) -> anyhow::Result<String> {
+        let mut args = vec!["apply", "-auto-approve", "-no-color"];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+    }
+
+    /// `terraform plan -detailed-exitcode`: `(changes pending, output)`.
+    pub fn plan(&self, extra: &[&str]) -> anyhow::Result<(bool, String)> {
+        let mut args = vec!["plan", "-no-color", "-detailed-exitcode"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args)?;
+        let text = text(&out);
+        match out.status.code() {
+            Some(0) => Ok((false, text)),
+            Some(2) => Ok((true, text)),
+            _ => bail!("terraform plan failed:\n{text}"),
+        }
+    }
+
+    /// The state as `terraform show -json`.
+    pub fn state_json(&self) -> anyhow::Result<serde_json::Value> {
+        let out = self.ok(&["show", "-json"])?;
+        Ok(serde_json::from_str(&out)?)
+    }
+}
+
+/// stdout and stderr of a Terraform run, together.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
