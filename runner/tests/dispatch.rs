@@ -422,3 +422,65 @@ async fn hostile_ids_and_notes_are_stored_verbatim() {
     assert_eq!(b.note_lines()[0], note);
     assert_eq!(b.note_lines().last(), Some(&"dispatched: job=j'\"$(x)"));
 }
+
+/// Dolt's SQL surface, emulated on MariaDB: `dolt_version()` answers, and
+/// `DOLT_ADD` / `DOLT_COMMIT` record what they were asked into a table, so
+/// the test sees exactly the calls `bd` would make, in the same transaction.
+async fn pretend_dolt(w: &World) {
+    for sql in [
+        "CREATE TABLE fake_dolt_calls (n INT AUTO_INCREMENT PRIMARY KEY, call_text TEXT)",
+        "CREATE FUNCTION dolt_version() RETURNS TEXT DETERMINISTIC RETURN '1.59.0'",
+        "CREATE PROCEDURE DOLT_ADD(IN t TEXT) INSERT INTO fake_dolt_calls (call_text) VALUES (CONCAT('add ', t))",
+        "CREATE PROCEDURE DOLT_COMMIT(IN a TEXT, IN m TEXT, IN b TEXT, IN author TEXT) \
+         INSERT INTO fake_dolt_calls (call_text) VALUES (CONCAT('commit ', a, ' ', m, ' ', b, ' ', author))",
+    ] {
+        w.db.exec(sql).await;
+    }
+}
+
+#[tokio::test]
+async fn on_dolt_every_write_is_committed_like_bd() {
+    use mysql_async::prelude::*;
+    let w = World::new().await;
+    pretend_dolt(&w).await;
+    w.db.seed(&[Seed::agent("d1")]).await;
+    let run = w.run(&["dispatch"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let mut c = w.db.conn().await;
+    let calls: Vec<String> = c
+        .query("SELECT call_text FROM fake_dolt_calls ORDER BY n")
+        .await
+        .unwrap();
+    // Claim, dispatching marker, dispatched note: three bd-style commits.
+    let commit = "commit -m bd: update d1 --author beads <beads@local>";
+    assert_eq!(
+        calls,
+        [
+            "add issues", "add events", commit,
+            "add issues", "add events", commit,
+            "add issues", "add events", commit,
+        ]
+    );
+    let check = w.run(&["check"]).await;
+    assert!(check.stdout.contains("dolt:         1.59.0"), "{}", check.stdout);
+}
+
+#[tokio::test]
+async fn on_dolt_a_failed_commit_rolls_the_claim_back() {
+    let w = World::new().await;
+    pretend_dolt(&w).await;
+    w.db.exec("DROP PROCEDURE DOLT_COMMIT").await;
+    w.db.exec(
+        "CREATE PROCEDURE DOLT_COMMIT(IN a TEXT, IN m TEXT, IN b TEXT, IN author TEXT) \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'merge conflict in issues'",
+    )
+    .await;
+    w.db.seed(&[Seed::agent("d2")]).await;
+    let run = w.run_with(&["dispatch"], &[("GIT_AUTHOR_NAME", "ops")]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("merge conflict in issues"), "{}", run.stderr);
+    let b = w.db.bead("d2").await;
+    assert_eq!((b.status.as_str(), b.notes.as_str()), ("open", ""));
+    assert_eq!(w.db.event_count().await, 0);
+    assert!(w.board.dispatched_ids().is_empty());
+}

@@ -10,8 +10,6 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
-/// Where the runner binary sits in the image (see `runner/Dockerfile`).
-pub const RUNNER_PATH: &str = "/usr/local/bin/beads-runner";
 /// The container's name in every pod template.
 pub const CONTAINER: &str = "runner";
 /// Port of `/healthz` and `/metrics` in deployment mode.
@@ -185,7 +183,7 @@ fn pod_spec(spec: &Spec, subcommand: &str, restart_policy: &str) -> Value {
     let mut container = json!({
         "name": CONTAINER,
         "image": image_ref(&spec.image, &spec.image_tag),
-        "command": [RUNNER_PATH],
+        "command": [defaults::RUNNER_IMAGE_PATH],
         "args": [subcommand],
         "env": env_vars(spec),
         "volumeMounts": [{

@@ -42,6 +42,10 @@ pub const DOLT_DATABASE: &str = "beads";
 pub const COMMIT_AUTHOR_NAME: &str = "beads";
 pub const COMMIT_AUTHOR_EMAIL: &str = "beads@local";
 
+/// Where the runner binary sits in its image (`runner/Dockerfile`); the
+/// provider puts this path in the container's command.
+pub const RUNNER_IMAGE_PATH: &str = "/usr/local/bin/beads-runner";
+
 /// Runner subcommands, as the provider puts them in container args.
 pub mod subcommand {
     pub const DISPATCH: &str = "dispatch";

@@ -27,18 +27,35 @@ pub struct Exit {
     pub stderr: String,
 }
 
-/// Runs the container of `pod` locally.
+/// How to run a pod's container on this machine.
 ///
-/// `config_maps` maps ConfigMap name → its JSON; `secrets` maps
-/// `name/key` → value; `binary` replaces the image's runner path.
-pub fn run(
-    pod: &Value,
-    binary: &Path,
-    image_binary_path: &str,
-    config_maps: &BTreeMap<String, Value>,
-    secrets: &BTreeMap<String, String>,
-    scratch: &Path,
-) -> anyhow::Result<Exit> {
+/// `binary` stands in for the image's runner at
+/// [`beads_contract::defaults::RUNNER_IMAGE_PATH`].
+pub struct Local<'a> {
+    pub binary: &'a Path,
+    /// ConfigMap name → its JSON.
+    pub config_maps: &'a BTreeMap<String, Value>,
+    /// `secret-name/key` → value.
+    pub secrets: &'a BTreeMap<String, String>,
+    /// Where mounted volumes are written.
+    pub scratch: &'a Path,
+    /// Appended to the container's args (e.g. `--dry-run`).
+    pub extra_args: &'a [&'a str],
+    /// Set on top of the container's env (e.g. a password for a real database).
+    pub extra_env: &'a [(&'a str, String)],
+}
+
+/// Runs the first container of `pod` locally.
+pub fn run(pod: &Value, local: &Local<'_>) -> anyhow::Result<Exit> {
+    let Local {
+        binary,
+        config_maps,
+        secrets,
+        scratch,
+        extra_args,
+        extra_env,
+    } = *local;
+    let image_binary_path = beads_contract::defaults::RUNNER_IMAGE_PATH;
     let container = &pod["containers"][0];
     let command: Vec<String> = strings(&container["command"]);
     let args: Vec<String> = strings(&container["args"]);
@@ -96,6 +113,10 @@ pub fn run(
                 dir.join(beads_contract::defaults::METADATA_FILE),
             );
         }
+    }
+    cmd.args(extra_args);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
     }
     let out = cmd.output().with_context(|| format!("running {}", binary.display()))?;
     Ok(Exit {

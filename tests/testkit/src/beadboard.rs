@@ -31,6 +31,9 @@ pub enum Reply {
     Close,
     /// Announces a longer body than it sends, then closes.
     Truncated(String),
+    /// A job, or one of the failures above, chosen pseudo-randomly (a fixed
+    /// sequence, so a run can be repeated): `fail_percent` of requests fail.
+    Flaky { fail_percent: u32 },
 }
 
 impl Reply {
@@ -55,6 +58,10 @@ pub struct Request {
 
 #[derive(Default)]
 struct Script {
+    /// `(taskId, job id)` of every dispatch answered with a job.
+    accepted: Vec<(String, String)>,
+    /// State of the pseudo-random sequence of [`Reply::Flaky`].
+    seed: u64,
     status: VecDeque<Reply>,
     dispatch: VecDeque<Reply>,
     status_default: Option<Reply>,
@@ -124,6 +131,11 @@ impl StubBeadBoard {
     pub fn requests(&self) -> Vec<Request> {
         self.with(|s| s.requests.clone())
     }
+    /// `(taskId, job id)` of every dispatch the stub accepted.
+    pub fn accepted(&self) -> Vec<(String, String)> {
+        self.with(|s| s.accepted.clone())
+    }
+
     /// The `taskId`s of every dispatch request so far.
     pub fn dispatched_ids(&self) -> Vec<String> {
         self.requests()
@@ -169,6 +181,27 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Re
                 ),
                 _ => None,
             };
+            let reply = match reply {
+                Some(Reply::Flaky { fail_percent }) => {
+                    // xorshift: cheap, deterministic, good enough to mix failures in.
+                    s.seed = if s.seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { s.seed };
+                    s.seed ^= s.seed << 13;
+                    s.seed ^= s.seed >> 7;
+                    s.seed ^= s.seed << 17;
+                    let roll = (s.seed % 100) as u32;
+                    if roll >= fail_percent {
+                        Some(Reply::Job(None))
+                    } else {
+                        Some(match roll % 4 {
+                            0 => Reply::json(500, "boom"),
+                            1 => Reply::json(502, r#"{"error":"Agent service response missing job_id."}"#),
+                            2 => Reply::Close,
+                            _ => Reply::json(429, r#"{"error":"slow down"}"#),
+                        })
+                    }
+                }
+                other => other,
+            };
             match reply {
                 Some(Reply::Job(None)) => {
                     s.jobs += 1;
@@ -178,6 +211,13 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Re
                 None => Reply::json(404, r#"{"error":"not found"}"#),
             }
         };
+        if let Reply::Job(Some(job)) = &reply {
+            let task = serde_json::from_str::<serde_json::Value>(&request.body)
+                .ok()
+                .and_then(|v| v.get("taskId")?.as_str().map(String::from))
+                .unwrap_or_default();
+            script.lock().expect("stub lock").accepted.push((task, job.clone()));
+        }
         if !answer(&mut stream, reply).await? {
             return Ok(());
         }
@@ -216,7 +256,7 @@ async fn answer(stream: &mut TcpStream, mut reply: Reply) -> std::io::Result<boo
             stream.write_all(body.as_bytes()).await?;
             return Ok(false);
         }
-        Reply::Slow(..) => unreachable!("unwrapped above"),
+        Reply::Slow(..) | Reply::Flaky { .. } => unreachable!("resolved before answering"),
     };
     let head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
