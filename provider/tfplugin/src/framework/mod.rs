@@ -26,6 +26,9 @@ pub use cancel::CancelToken;
 pub use model::{Field, Model, ModelError, Obj, ObjBuilder};
 pub use plan::PlanContext;
 pub use server::ProviderService;
+/// The attribute macro for implementing [`Provider`] and [`Resource`]
+/// (re-exported so providers need no direct dependency on it).
+pub use tonic::async_trait;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::schema::{Block, Schema};

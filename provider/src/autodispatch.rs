@@ -1,0 +1,727 @@
+//! The `beads_autodispatch` resource: schema, plan-time validation, typed
+//! state, and (for now) an in-memory backend.
+//!
+//! TODO(kubernetes): create/read/update/delete/import against the cluster
+//! via kube-rs (ConfigMap with metadata.json, CronJobs or a Deployment).
+//! Until then the "cluster" is [`Backend`]'s in-memory map: objects live
+//! only as long as the provider process, and `read` returns the state
+//! Terraform stored when the object is not in memory.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tfplugin::diag::{AttributePath, Diagnostic, Diagnostics};
+use tfplugin::framework::{Ctx, Field, Model, ModelError, Obj, ObjBuilder, PlanContext, Resource};
+use tfplugin::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
+use tfplugin::value::{Type, Value};
+
+use crate::validate;
+
+/// The resource type name.
+pub const TYPE_NAME: &str = "beads_autodispatch";
+
+/// Default `image_tag`: the provider's own version, so provider and runner
+/// releases move together.
+pub const DEFAULT_IMAGE_TAG: &str = env!("CARGO_PKG_VERSION");
+
+/// The `dolt` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dolt {
+    pub host: String,
+    pub port: i64,
+    pub user: String,
+    pub database: String,
+    pub project_id: Option<String>,
+    pub tls: bool,
+    pub password_secret_name: Option<String>,
+    pub password_secret_key: Option<String>,
+}
+
+/// One `beads_autodispatch` object, as planned or stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Autodispatch {
+    pub id: Option<String>,
+    pub namespace: String,
+    pub name: String,
+    pub enabled: bool,
+    pub mode: String,
+    pub image: String,
+    pub image_tag: String,
+    pub beadboard_url: String,
+    pub assignee: String,
+    pub dispatch_schedule: String,
+    pub reap_schedule: String,
+    pub stale_after: String,
+    pub claim_timeout: String,
+    pub max_in_flight: i64,
+    pub image_pull_secrets: Option<Vec<String>>,
+    pub dolt: Dolt,
+    pub metadata_json: Option<String>,
+    pub config_map_name: Option<String>,
+    pub dispatcher_cron_job: Option<String>,
+    pub reaper_cron_job: Option<String>,
+}
+
+impl Model for Autodispatch {
+    fn from_value(v: &Value) -> Result<Autodispatch, ModelError> {
+        let o = Obj::new(v)?;
+        let dolt_path = o.path_of("dolt");
+        let d = Obj::at(o.raw("dolt"), &dolt_path)?;
+        let pull = match o.raw("image_pull_secrets") {
+            Value::Null | Value::Unknown => None,
+            _ => Some(o.strings("image_pull_secrets")?),
+        };
+        Ok(Autodispatch {
+            id: o.opt_string("id")?,
+            namespace: o.string("namespace")?,
+            name: o.string("name")?,
+            enabled: o.bool("enabled")?,
+            mode: o.string("mode")?,
+            image: o.string("image")?,
+            image_tag: o.string("image_tag")?,
+            beadboard_url: o.string("beadboard_url")?,
+            assignee: o.string("assignee")?,
+            dispatch_schedule: o.string("dispatch_schedule")?,
+            reap_schedule: o.string("reap_schedule")?,
+            stale_after: o.string("stale_after")?,
+            claim_timeout: o.string("claim_timeout")?,
+            max_in_flight: o.i64("max_in_flight")?,
+            image_pull_secrets: pull,
+            dolt: Dolt {
+                host: d.string("host")?,
+                port: d.i64("port")?,
+                user: d.string("user")?,
+                database: d.string("database")?,
+                project_id: d.opt_string("project_id")?,
+                tls: d.bool("tls")?,
+                password_secret_name: d.opt_string("password_secret_name")?,
+                password_secret_key: d.opt_string("password_secret_key")?,
+            },
+            metadata_json: o.opt_string("metadata_json")?,
+            config_map_name: o.opt_string("config_map_name")?,
+            dispatcher_cron_job: o.opt_string("dispatcher_cron_job")?,
+            reaper_cron_job: o.opt_string("reaper_cron_job")?,
+        })
+    }
+
+    fn to_value(&self) -> Value {
+        let d = &self.dolt;
+        let dolt = ObjBuilder::new()
+            .set("host", d.host.as_str())
+            .set("port", d.port)
+            .set("user", d.user.as_str())
+            .set("database", d.database.as_str())
+            .set("project_id", d.project_id.clone())
+            .set("tls", d.tls)
+            .set("password_secret_name", d.password_secret_name.clone())
+            .set("password_secret_key", d.password_secret_key.clone())
+            .build();
+        let pull = self.image_pull_secrets.as_ref().map_or(Value::Null, |v| {
+            Value::List(v.iter().map(|s| Value::string(s.as_str())).collect())
+        });
+        ObjBuilder::new()
+            .set("id", self.id.clone())
+            .set("namespace", self.namespace.as_str())
+            .set("name", self.name.as_str())
+            .set("enabled", self.enabled)
+            .set("mode", self.mode.as_str())
+            .set("image", self.image.as_str())
+            .set("image_tag", self.image_tag.as_str())
+            .set("beadboard_url", self.beadboard_url.as_str())
+            .set("assignee", self.assignee.as_str())
+            .set("dispatch_schedule", self.dispatch_schedule.as_str())
+            .set("reap_schedule", self.reap_schedule.as_str())
+            .set("stale_after", self.stale_after.as_str())
+            .set("claim_timeout", self.claim_timeout.as_str())
+            .set("max_in_flight", self.max_in_flight)
+            .set("image_pull_secrets", pull)
+            .set("dolt", dolt)
+            .set("metadata_json", self.metadata_json.clone())
+            .set("config_map_name", self.config_map_name.clone())
+            .set("dispatcher_cron_job", self.dispatcher_cron_job.clone())
+            .set("reaper_cron_job", self.reaper_cron_job.clone())
+            .build()
+    }
+}
+
+impl Autodispatch {
+    /// Fills in every computed attribute from the configured ones.
+    pub fn with_computed(mut self) -> Autodispatch {
+        self.id = Some(format!("{}/{}", self.namespace, self.name));
+        self.config_map_name = Some(format!("{}-config", self.name));
+        let cron = self.mode == "cronjob";
+        self.dispatcher_cron_job = cron.then(|| format!("{}-dispatch", self.name));
+        self.reaper_cron_job = cron.then(|| format!("{}-reap", self.name));
+        let d = &self.dolt;
+        let port = u16::try_from(d.port).unwrap_or(beads_contract::defaults::DOLT_PORT);
+        let meta = beads_contract::Metadata::for_server(
+            &d.host,
+            port,
+            &d.user,
+            &d.database,
+            d.project_id.as_deref(),
+            Some(d.tls),
+        );
+        self.metadata_json = Some(meta.to_json());
+        self
+    }
+}
+
+/// Where objects live. TODO(kubernetes): replace with kube-rs.
+#[derive(Debug, Default)]
+pub struct Backend {
+    objects: Mutex<BTreeMap<String, Autodispatch>>,
+}
+
+impl Backend {
+    fn put(&self, obj: &Autodispatch) {
+        if let (Some(id), Ok(mut m)) = (obj.id.clone(), self.objects.lock()) {
+            m.insert(id, obj.clone());
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<Autodispatch> {
+        self.objects.lock().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    fn remove(&self, id: &str) {
+        if let Ok(mut m) = self.objects.lock() {
+            m.remove(id);
+        }
+    }
+}
+
+/// The resource implementation.
+#[derive(Debug, Default)]
+pub struct AutodispatchResource {
+    backend: Arc<Backend>,
+}
+
+/// The resource schema.
+pub fn schema() -> Schema {
+    let s = Type::String;
+    let dolt = Block::new("Connection to the Dolt SQL server that holds the beads database.")
+        .attribute(
+            Attribute::required("host", s.clone())
+                .description("Host name or IP address of the Dolt SQL server, as seen from inside the cluster."),
+        )
+        .attribute(
+            Attribute::optional("port", Type::Number)
+                .default_value(i64::from(beads_contract::defaults::DOLT_PORT))
+                .description("TCP port of the Dolt SQL server (1-65535). Default 3306."),
+        )
+        .attribute(
+            Attribute::optional("user", s.clone())
+                .default_value(beads_contract::defaults::DOLT_USER)
+                .description("SQL user the runner connects as. Default \"root\"."),
+        )
+        .attribute(
+            Attribute::required("database", s.clone())
+                .description("Name of the beads database on the Dolt server."),
+        )
+        .attribute(
+            Attribute::optional("project_id", s.clone())
+                .description("beads project ID written to metadata.json (optional)."),
+        )
+        .attribute(
+            Attribute::optional("tls", Type::Bool)
+                .default_value(false)
+                .description("Connect to the Dolt server with TLS. Default false."),
+        )
+        .attribute(Attribute::optional("password_secret_name", s.clone()).description(
+            "Name of a Secret in the namespace holding the database password. Set together with password_secret_key.",
+        ))
+        .attribute(
+            Attribute::optional("password_secret_key", s.clone())
+                .description("Key of the password inside password_secret_name. Set together with password_secret_name."),
+        );
+    Schema::new(
+        Block::new("Runs beads auto-dispatch in a Kubernetes namespace: a dispatcher that hands ready beads to the agent through BeadBoard, and a reaper that releases stale claims.")
+            .attribute(Attribute::computed("id", s.clone()).stable().description("Identifier, \"<namespace>/<name>\"."))
+            .attribute(
+                Attribute::required("namespace", s.clone())
+                    .requires_replace()
+                    .description("Kubernetes namespace to deploy into (DNS-1123 label). Changing it replaces the deployment."),
+            )
+            .attribute(
+                Attribute::optional("name", s.clone())
+                    .default_value("beads")
+                    .requires_replace()
+                    .description("Base name of the Kubernetes objects (DNS-1123 label, at most 43 characters). Default \"beads\". Changing it replaces the deployment."),
+            )
+            .attribute(
+                Attribute::optional("enabled", Type::Bool)
+                    .default_value(true)
+                    .description("Whether dispatching runs; false suspends the CronJobs (or scales the Deployment to zero). Default true."),
+            )
+            .attribute(
+                Attribute::optional("mode", s.clone())
+                    .default_value("cronjob")
+                    .description("\"cronjob\" (a dispatch CronJob and a reap CronJob) or \"deployment\" (one long-running runner). Default \"cronjob\"."),
+            )
+            .attribute(
+                Attribute::required("image", s.clone())
+                    .description("Container image repository of beads-runner, without tag or digest, e.g. \"ghcr.io/acme/beads-runner\"."),
+            )
+            .attribute(
+                Attribute::optional("image_tag", s.clone())
+                    .default_value(DEFAULT_IMAGE_TAG)
+                    .description("Image tag, or a digest \"sha256:<64 hex>\". Default: the provider's version."),
+            )
+            .attribute(
+                Attribute::required("beadboard_url", s.clone())
+                    .description("Base URL of BeadBoard (http or https) the dispatcher sends beads to."),
+            )
+            .attribute(
+                Attribute::optional("assignee", s.clone())
+                    .default_value(beads_contract::defaults::ASSIGNEE)
+                    .description("Assignee whose ready beads are dispatched. Default \"agent\"."),
+            )
+            .attribute(
+                Attribute::optional("dispatch_schedule", s.clone())
+                    .default_value("*/2 * * * *")
+                    .description("Cron schedule (5 fields) of the dispatch CronJob. Default \"*/2 * * * *\"."),
+            )
+            .attribute(
+                Attribute::optional("reap_schedule", s.clone())
+                    .default_value("*/10 * * * *")
+                    .description("Cron schedule (5 fields) of the reap CronJob. Default \"*/10 * * * *\"."),
+            )
+            .attribute(
+                Attribute::optional("stale_after", s.clone())
+                    .default_value("30m")
+                    .description("How long an in-progress bead may go without update before the reaper blocks it, e.g. \"30m\", \"1h30m\". Default \"30m\"."),
+            )
+            .attribute(
+                Attribute::optional("claim_timeout", s.clone())
+                    .default_value("5m")
+                    .description("How long a claimed bead may wait for its dispatch note before it returns to open, e.g. \"5m\". Default \"5m\"."),
+            )
+            .attribute(
+                Attribute::optional("max_in_flight", Type::Number)
+                    .default_value(i64::from(beads_contract::defaults::MAX_IN_FLIGHT))
+                    .description("How many of the assignee's beads may be in progress before dispatching pauses (1-100). Default 1."),
+            )
+            .attribute(
+                Attribute::optional("image_pull_secrets", Type::list(s.clone()))
+                    .description("Names of Secrets (DNS-1123 subdomains) used to pull the image."),
+            )
+            .attribute(
+                Attribute::computed("metadata_json", s.clone())
+                    .stable()
+                    .description("The metadata.json rendered into the ConfigMap for the runner."),
+            )
+            .attribute(Attribute::computed("config_map_name", s.clone()).stable().description("Name of the ConfigMap holding metadata.json."))
+            .attribute(
+                Attribute::computed("dispatcher_cron_job", s.clone())
+                    .stable()
+                    .description("Name of the dispatch CronJob (null in deployment mode)."),
+            )
+            .attribute(
+                Attribute::computed("reaper_cron_job", s)
+                    .stable()
+                    .description("Name of the reap CronJob (null in deployment mode)."),
+            )
+            .block(NestedBlock::new("dolt", Nesting::Single, dolt).required()),
+    )
+}
+
+/// Checks one known string attribute with `check`, reporting at `path`.
+fn check_str(
+    diags: &mut Diagnostics,
+    o: &Obj<'_>,
+    name: &str,
+    summary: &str,
+    check: fn(&str) -> Result<(), String>,
+) {
+    match o.string_field(name) {
+        Ok(Field::Known(v)) => {
+            if let Err(e) = check(v) {
+                diags.error_at(o.path_of(name), summary, e);
+            }
+        }
+        Ok(_) => {}
+        Err(e) => diags.push(e.into_diagnostic()),
+    }
+}
+
+fn check_int(diags: &mut Diagnostics, o: &Obj<'_>, name: &str, summary: &str, min: i64, max: i64) {
+    match o.i64_field(name) {
+        Ok(Field::Known(n)) => {
+            if let Err(e) = validate::int_range(n, min, max) {
+                diags.error_at(o.path_of(name), summary, e);
+            }
+        }
+        Ok(_) => {}
+        Err(e) => diags.error_at(o.path_of(name), summary, e.message),
+    }
+}
+
+/// Validates a configuration (plan-time rules; unknown values are skipped).
+pub fn validate_config(config: &Value, diags: &mut Diagnostics) {
+    let o = match Obj::new(config) {
+        Ok(o) => o,
+        Err(e) => return diags.push(e.into_diagnostic()),
+    };
+    check_str(
+        diags,
+        &o,
+        "namespace",
+        "Invalid namespace",
+        validate::dns1123_label,
+    );
+    check_str(diags, &o, "name", "Invalid name", validate::object_name);
+    check_str(diags, &o, "mode", "Invalid mode", validate::mode);
+    check_str(
+        diags,
+        &o,
+        "image",
+        "Invalid image",
+        validate::image_repository,
+    );
+    check_str(
+        diags,
+        &o,
+        "image_tag",
+        "Invalid image_tag",
+        validate::image_tag,
+    );
+    check_str(
+        diags,
+        &o,
+        "beadboard_url",
+        "Invalid beadboard_url",
+        validate::http_url,
+    );
+    check_str(
+        diags,
+        &o,
+        "assignee",
+        "Invalid assignee",
+        validate::non_empty,
+    );
+    check_str(
+        diags,
+        &o,
+        "dispatch_schedule",
+        "Invalid dispatch_schedule",
+        validate::cron_schedule,
+    );
+    check_str(
+        diags,
+        &o,
+        "reap_schedule",
+        "Invalid reap_schedule",
+        validate::cron_schedule,
+    );
+    check_str(
+        diags,
+        &o,
+        "stale_after",
+        "Invalid stale_after",
+        validate::duration,
+    );
+    check_str(
+        diags,
+        &o,
+        "claim_timeout",
+        "Invalid claim_timeout",
+        validate::duration,
+    );
+    check_int(diags, &o, "max_in_flight", "Invalid max_in_flight", 1, 100);
+    if let Some(items) = o.raw("image_pull_secrets").as_elements() {
+        for (i, item) in items.iter().enumerate() {
+            if let Some(s) = item.as_str()
+                && let Err(e) = validate::dns1123_subdomain(s)
+            {
+                diags.error_at(
+                    o.path_of("image_pull_secrets").and_index(i as i64),
+                    "Invalid image_pull_secrets",
+                    e,
+                );
+            } else if item.is_null() {
+                diags.error_at(
+                    o.path_of("image_pull_secrets").and_index(i as i64),
+                    "Invalid image_pull_secrets",
+                    "secret names must not be null",
+                );
+            }
+        }
+    }
+    let dolt_path = o.path_of("dolt");
+    let Ok(d) = Obj::at(o.raw("dolt"), &dolt_path) else {
+        diags.push(
+            Diagnostic::error("Invalid dolt block", "dolt must be a block").at(dolt_path.clone()),
+        );
+        return;
+    };
+    check_str(diags, &d, "host", "Invalid dolt.host", validate::non_empty);
+    check_int(diags, &d, "port", "Invalid dolt.port", 1, 65535);
+    check_str(diags, &d, "user", "Invalid dolt.user", validate::non_empty);
+    check_str(
+        diags,
+        &d,
+        "database",
+        "Invalid dolt.database",
+        validate::database_name,
+    );
+    check_str(
+        diags,
+        &d,
+        "password_secret_name",
+        "Invalid dolt.password_secret_name",
+        validate::dns1123_subdomain,
+    );
+    check_str(
+        diags,
+        &d,
+        "password_secret_key",
+        "Invalid dolt.password_secret_key",
+        validate::secret_key,
+    );
+    let secret_name = d.raw("password_secret_name");
+    let secret_key = d.raw("password_secret_key");
+    let both_or_neither = |set: &Value,
+                           missing: &Value,
+                           missing_name: &str,
+                           set_name: &str,
+                           diags: &mut Diagnostics| {
+        if !set.is_null() && missing.is_null() {
+            diags.push(
+                Diagnostic::error(
+                    format!("Missing dolt.{missing_name}"),
+                    format!("dolt.{set_name} is set, so dolt.{missing_name} must be set too (both or neither)."),
+                )
+                .at(AttributePath::attr("dolt").and_attr(set_name)),
+            );
+        }
+    };
+    both_or_neither(
+        secret_name,
+        secret_key,
+        "password_secret_key",
+        "password_secret_name",
+        diags,
+    );
+    both_or_neither(
+        secret_key,
+        secret_name,
+        "password_secret_name",
+        "password_secret_key",
+        diags,
+    );
+}
+
+#[tfplugin::framework::async_trait]
+impl Resource for AutodispatchResource {
+    type State = Autodispatch;
+
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate_config(config, diags);
+    }
+
+    fn modify_plan(&self, plan: &mut PlanContext<'_>) {
+        if plan.is_create() {
+            return;
+        }
+        // Computed attributes are stable unless their inputs change.
+        if plan.changed("dolt") {
+            plan.set_unknown("metadata_json");
+        }
+        if plan.changed("mode") {
+            plan.set_unknown("dispatcher_cron_job");
+            plan.set_unknown("reaper_cron_job");
+        }
+    }
+
+    async fn create(&self, _ctx: &Ctx, planned: Autodispatch) -> Result<Autodispatch, Diagnostics> {
+        // TODO(kubernetes): server-side apply ConfigMap + CronJobs/Deployment via kube-rs.
+        let obj = planned.with_computed();
+        self.backend.put(&obj);
+        tracing::info!(
+            id = obj.id.as_deref().unwrap_or_default(),
+            "created (in memory)"
+        );
+        Ok(obj)
+    }
+
+    async fn read(
+        &self,
+        _ctx: &Ctx,
+        current: Autodispatch,
+    ) -> Result<Option<Autodispatch>, Diagnostics> {
+        // TODO(kubernetes): read the live objects; return None when they are gone.
+        let id = current
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", current.namespace, current.name));
+        Ok(Some(self.backend.get(&id).unwrap_or(current)))
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Ctx,
+        _prior: Autodispatch,
+        planned: Autodispatch,
+    ) -> Result<Autodispatch, Diagnostics> {
+        // TODO(kubernetes): server-side apply the changed objects.
+        let obj = planned.with_computed();
+        self.backend.put(&obj);
+        Ok(obj)
+    }
+
+    async fn delete(&self, _ctx: &Ctx, prior: Autodispatch) -> Result<(), Diagnostics> {
+        // TODO(kubernetes): delete ConfigMap, CronJobs / Deployment.
+        if let Some(id) = &prior.id {
+            self.backend.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn import(&self, _ctx: &Ctx, id: &str) -> Result<Autodispatch, Diagnostics> {
+        // TODO(kubernetes): read the objects named by "<namespace>/<name>" from the cluster.
+        self.backend.get(id).ok_or_else(|| {
+            Diagnostic::error(
+                "Cannot import beads_autodispatch",
+                format!(
+                    "No object {id:?} is known. Import reads the objects from Kubernetes, which this \
+                     provider version does not talk to yet; use an ID of the form \"<namespace>/<name>\" \
+                     once it does."
+                ),
+            )
+            .into()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfplugin::value::{JsonOptions, decode_json};
+
+    fn cfg(json: &str) -> Value {
+        decode_json(
+            json.as_bytes(),
+            &schema().implied_type(),
+            JsonOptions::default(),
+        )
+        .expect("config json")
+    }
+
+    const VALID: &str = r#"{"namespace":"beads","image":"ghcr.io/acme/beads-runner","beadboard_url":"https://bb.example.com",
+        "dolt":{"host":"dolt.svc","database":"beads"}}"#;
+
+    fn errors_at(json: &str) -> Vec<String> {
+        let mut d = Diagnostics::new();
+        validate_config(&cfg(json), &mut d);
+        d.iter()
+            .map(|d| d.path.as_ref().map(ToString::to_string).unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn schema_is_well_formed_and_described() {
+        let s = schema();
+        assert!(s.block.check().is_empty(), "{:?}", s.block.check());
+        for a in s
+            .block
+            .attributes
+            .iter()
+            .chain(&s.block.blocks[0].block.attributes)
+        {
+            assert!(!a.description.is_empty(), "{} has no description", a.name);
+        }
+        let replace: Vec<String> = s
+            .block
+            .requires_replace_paths()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(replace, vec!["namespace", "name"]);
+    }
+
+    #[test]
+    fn valid_config_passes() {
+        assert_eq!(errors_at(VALID), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_invalid_value_names_its_attribute() {
+        let cases = [
+            (r#""dispatch_schedule":"every minute""#, "dispatch_schedule"),
+            (r#""reap_schedule":"* * * *""#, "reap_schedule"),
+            (r#""stale_after":"30""#, "stale_after"),
+            (r#""claim_timeout":"5 minutes""#, "claim_timeout"),
+            (r#""name":"Beads""#, "name"),
+            (r#""image_tag":"v1 2""#, "image_tag"),
+            (r#""mode":"daemonset""#, "mode"),
+            (r#""max_in_flight":0"#, "max_in_flight"),
+            (r#""max_in_flight":1.5"#, "max_in_flight"),
+            (
+                r#""image_pull_secrets":["ok","Not_OK"]"#,
+                "image_pull_secrets[1]",
+            ),
+        ];
+        for (field, path) in cases {
+            let json = VALID.replacen('{', &format!("{{{field},"), 1);
+            assert_eq!(errors_at(&json), vec![path.to_string()], "{field}");
+        }
+        assert_eq!(
+            errors_at(&VALID.replace("\"beads\",\"image\"", "\"Beads\",\"image\"")),
+            vec!["namespace"]
+        );
+        assert_eq!(
+            errors_at(&VALID.replace("https://bb.example.com", "bb.example.com")),
+            vec!["beadboard_url"]
+        );
+        assert_eq!(
+            errors_at(&VALID.replace("beads-runner\"", "beads-runner:v1\"")),
+            vec!["image"]
+        );
+        assert_eq!(
+            errors_at(&VALID.replace("\"dolt.svc\"", "\"dolt.svc\",\"port\":70000")),
+            vec!["dolt.port"]
+        );
+        assert_eq!(
+            errors_at(&VALID.replace(
+                "\"dolt.svc\"",
+                "\"dolt.svc\",\"password_secret_name\":\"pw\""
+            )),
+            vec!["dolt.password_secret_name"]
+        );
+    }
+
+    #[test]
+    fn unknown_values_are_not_judged() {
+        let mut v = cfg(VALID);
+        *v.get_attr_mut("dispatch_schedule").expect("attr") = Value::Unknown;
+        let mut d = Diagnostics::new();
+        validate_config(&v, &mut d);
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn computed_values_follow_config() {
+        let mut planned = cfg(VALID);
+        tfplugin::framework::plan::apply_defaults(&schema().block, &cfg(VALID), &mut planned);
+        let a = Autodispatch::from_value(&planned)
+            .expect("model")
+            .with_computed();
+        assert_eq!(a.id.as_deref(), Some("beads/beads"));
+        assert_eq!(a.image_tag, DEFAULT_IMAGE_TAG);
+        assert_eq!(a.dolt.port, 3306);
+        assert_eq!(a.dispatcher_cron_job.as_deref(), Some("beads-dispatch"));
+        let meta = beads_contract::Metadata::parse(a.metadata_json.as_deref().expect("json"))
+            .expect("valid metadata");
+        assert_eq!(meta.port(), 3306);
+        assert_eq!(Autodispatch::from_value(&a.to_value()), Ok(a));
+    }
+}

@@ -1,0 +1,170 @@
+//! The provider block: Kubernetes connection settings, named like
+//! hashicorp/kubernetes' so existing configurations read familiarly.
+
+use std::sync::{Arc, RwLock};
+
+use tfplugin::diag::{Diagnostic, Diagnostics};
+use tfplugin::framework::{DynResource, Field, Obj, Provider};
+use tfplugin::schema::{Attribute, Block};
+use tfplugin::value::{Type, Value};
+
+use crate::autodispatch::AutodispatchResource;
+use crate::validate;
+
+/// Connection settings from the provider block (all optional).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KubeSettings {
+    pub config_path: Option<String>,
+    pub config_context: Option<String>,
+    pub host: Option<String>,
+    pub token: Option<String>,
+    pub cluster_ca_certificate: Option<String>,
+    pub insecure: Option<bool>,
+    pub client_certificate: Option<String>,
+    pub client_key: Option<String>,
+}
+
+/// The beads provider.
+#[derive(Debug, Default)]
+pub struct BeadsProvider {
+    /// Set by ConfigureProvider. TODO(kubernetes): build a kube client from it.
+    pub settings: Arc<RwLock<Option<KubeSettings>>>,
+}
+
+/// The provider block's schema.
+pub fn schema() -> Block {
+    let s = Type::String;
+    Block::new("Connection to the Kubernetes cluster where beads auto-dispatch runs. Without settings, the usual kubeconfig rules apply (KUBECONFIG, ~/.kube/config, in-cluster service account).")
+        .attribute(Attribute::optional("config_path", s.clone()).description("Path to a kubeconfig file."))
+        .attribute(Attribute::optional("config_context", s.clone()).description("Context to use from the kubeconfig file."))
+        .attribute(Attribute::optional("host", s.clone()).description("Kubernetes API server URL, e.g. \"https://10.0.0.1:6443\"."))
+        .attribute(Attribute::optional("token", s.clone()).sensitive().description("Bearer token for the API server."))
+        .attribute(
+            Attribute::optional("cluster_ca_certificate", s.clone())
+                .description("PEM-encoded CA certificate of the API server."),
+        )
+        .attribute(
+            Attribute::optional("insecure", Type::Bool)
+                .description("Skip verification of the API server's certificate (testing only)."),
+        )
+        .attribute(
+            Attribute::optional("client_certificate", s.clone())
+                .description("PEM-encoded client certificate for TLS client authentication."),
+        )
+        .attribute(
+            Attribute::optional("client_key", s)
+                .sensitive()
+                .description("PEM-encoded private key of client_certificate."),
+        )
+}
+
+fn settings_from(config: &Value) -> Result<KubeSettings, Diagnostics> {
+    let o = Obj::new(config).map_err(|e| Diagnostics::from(e.into_diagnostic()))?;
+    let s = |n: &str| {
+        o.opt_string(n)
+            .map_err(|e| Diagnostics::from(e.into_diagnostic()))
+    };
+    Ok(KubeSettings {
+        config_path: s("config_path")?,
+        config_context: s("config_context")?,
+        host: s("host")?,
+        token: s("token")?,
+        cluster_ca_certificate: s("cluster_ca_certificate")?,
+        insecure: o
+            .bool_field("insecure")
+            .map_err(|e| Diagnostics::from(e.into_diagnostic()))?
+            .known(),
+        client_certificate: s("client_certificate")?,
+        client_key: s("client_key")?,
+    })
+}
+
+#[tfplugin::framework::async_trait]
+impl Provider for BeadsProvider {
+    fn schema(&self) -> Block {
+        schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        let Ok(o) = Obj::new(config) else { return };
+        if let Ok(Field::Known(h)) = o.string_field("host")
+            && let Err(e) = validate::http_url(h)
+        {
+            diags.error_at(o.path_of("host"), "Invalid host", e);
+        }
+        let cert = o.raw("client_certificate");
+        let key = o.raw("client_key");
+        if cert.is_null() != key.is_null() && !cert.is_unknown() && !key.is_unknown() {
+            let (set, missing) = if cert.is_null() {
+                ("client_key", "client_certificate")
+            } else {
+                ("client_certificate", "client_key")
+            };
+            diags.push(
+                Diagnostic::error(
+                    format!("Missing {missing}"),
+                    format!("{set} is set, so {missing} must be set too (both or neither)."),
+                )
+                .at(o.path_of(set)),
+            );
+        }
+    }
+
+    async fn configure(&self, terraform_version: &str, config: Value) -> Diagnostics {
+        tracing::debug!(terraform_version, "configuring provider");
+        match settings_from(&config) {
+            Ok(s) => {
+                if let Ok(mut slot) = self.settings.write() {
+                    *slot = Some(s);
+                }
+                Diagnostics::new()
+            }
+            Err(d) => d,
+        }
+    }
+
+    fn resources(&self) -> Vec<Arc<dyn DynResource>> {
+        vec![Arc::new(AutodispatchResource::default())]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_is_all_optional_with_sensitive_secrets() {
+        let b = schema();
+        assert!(b.check().is_empty());
+        assert!(
+            b.attributes
+                .iter()
+                .all(|a| a.optional && !a.required && !a.description.is_empty())
+        );
+        let sensitive: Vec<&str> = b
+            .attributes
+            .iter()
+            .filter(|a| a.sensitive)
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(sensitive, vec!["token", "client_key"]);
+    }
+
+    #[test]
+    fn validates_host_and_cert_pairs() {
+        let p = BeadsProvider::default();
+        let mut d = Diagnostics::new();
+        p.validate(
+            &Value::object([
+                ("host", Value::string("not a url")),
+                ("client_key", Value::string("k")),
+            ]),
+            &mut d,
+        );
+        let paths: Vec<String> = d
+            .iter()
+            .filter_map(|d| d.path.as_ref().map(ToString::to_string))
+            .collect();
+        assert_eq!(paths, vec!["host", "client_key"]);
+    }
+}
