@@ -116,6 +116,26 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
     }
 }
 
+/// Crates whose own logging is capped at WARN: their TRACE output (TLS
+/// and HTTP/2 frames) would drown the provider's.
+const NOISY_TARGETS: &[&str] = &[
+    "rustls", "h2", "hyper", "tonic", "tower", "mio", "tokio", "log",
+];
+
+/// Whether an event from `target` at `level` passes when the configured
+/// level is `configured`.
+pub fn enabled(configured: LevelFilter, target: &str, level: &Level) -> bool {
+    let noisy = NOISY_TARGETS
+        .iter()
+        .any(|n| target == *n || target.strip_prefix(n).is_some_and(|r| r.starts_with("::")));
+    let limit = if noisy {
+        configured.min(LevelFilter::WARN)
+    } else {
+        configured
+    };
+    limit >= *level
+}
+
 /// Installs the hclog layer as the global subscriber, with the level from
 /// the environment. Does nothing if a subscriber is already installed.
 pub fn init(module: &str) {
@@ -123,8 +143,11 @@ pub fn init(module: &str) {
         std::env::var("TF_LOG").ok().as_deref(),
         std::env::var("TF_LOG_PROVIDER").ok().as_deref(),
     );
+    let filter = tracing_subscriber::filter::filter_fn(move |meta| {
+        enabled(level, meta.target(), meta.level())
+    });
     let _ = registry()
-        .with(HclogLayer::new(module).with_filter(level))
+        .with(HclogLayer::new(module).with_filter(filter))
         .try_init();
 }
 
@@ -163,6 +186,29 @@ mod tests {
         assert_eq!(level_from(Some("TRACE"), Some("WARN")), LevelFilter::WARN);
         assert_eq!(level_from(Some("JSON"), Some("")), LevelFilter::TRACE);
         assert_eq!(level_from(Some("off"), None), LevelFilter::OFF);
+    }
+
+    #[test]
+    fn dependencies_are_capped_at_warn() {
+        assert!(enabled(
+            LevelFilter::TRACE,
+            "tfplugin::serve",
+            &Level::TRACE
+        ));
+        assert!(enabled(
+            LevelFilter::TRACE,
+            "terraform_provider_beads",
+            &Level::DEBUG
+        ));
+        assert!(!enabled(
+            LevelFilter::TRACE,
+            "rustls::server::hs",
+            &Level::DEBUG
+        ));
+        assert!(enabled(LevelFilter::TRACE, "h2::codec", &Level::WARN));
+        assert!(!enabled(LevelFilter::ERROR, "h2", &Level::WARN));
+        assert!(enabled(LevelFilter::TRACE, "h2o", &Level::TRACE));
+        assert!(!enabled(LevelFilter::OFF, "tfplugin", &Level::ERROR));
     }
 
     #[test]
