@@ -26,6 +26,7 @@ pub mod kubeconfig;
 pub mod kyverno;
 pub mod managed_fields;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod routes;
 pub mod schema;

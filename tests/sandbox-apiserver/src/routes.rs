@@ -341,12 +341,22 @@ fn delete_options(q: &[(String, String)], body: &Bytes) -> Result<DeleteOptions,
     Ok(o)
 }
 
-fn check_json_body(ct: &str) -> Result<(), ApiError> {
+/// Accepts JSON bodies, and protobuf bodies of the kinds kubectl's typed
+/// clients create (converted to JSON).
+fn json_body(ct: &str, body: Bytes) -> Result<Bytes, ApiError> {
     let base = ct.split(';').next().unwrap_or("").trim();
-    if base.is_empty() || base == "application/json" || base == "*/*" {
-        Ok(())
-    } else {
-        Err(ApiError::unsupported_media_type(ct))
+    match base {
+        "" | "application/json" | "*/*" => Ok(body),
+        crate::protobuf::CONTENT_TYPE => {
+            let v = crate::protobuf::decode(&body).map_err(|e| ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType".into(),
+                message: e.to_string(),
+                details: None,
+            })?;
+            Ok(Bytes::from(v.to_string()))
+        }
+        _ => Err(ApiError::unsupported_media_type(ct)),
     }
 }
 
@@ -406,7 +416,7 @@ fn resource(
             ))
         }
         (None, Method::POST) => {
-            check_json_body(ct)?;
+            let body = json_body(ct, body)?;
             if !res.namespaced || rp.namespace.is_some() {
                 r(api.create(
                     res,
@@ -424,7 +434,7 @@ fn resource(
         }
         (Some(name), Method::GET) => Ok(maybe_table(res, accept, api.get(res, &ns, name)?)),
         (Some(name), Method::PUT) => {
-            check_json_body(ct)?;
+            let body = json_body(ct, body)?;
             r(api.update(
                 res,
                 &ns,

@@ -127,12 +127,14 @@ fn walk_compare(
     path: &mut Path,
     c: &mut Comparison,
 ) {
-    let (old, new) = (non_null(old), non_null(new));
+    // A null on the old side (only the create skeleton has them, e.g. Go's
+    // non-omitempty `containers: null`) counts as present but empty.
+    let new = non_null(new);
     let is_root = path.is_empty();
     match (schema, old, new) {
         (_, None, None) => {}
         (Node::Struct(_) | Node::Map(_) | Node::Deduced, o, n)
-            if o.is_none_or(Value::is_object) && n.is_none_or(Value::is_object) =>
+            if o.is_none_or(|v| v.is_object() || v.is_null()) && n.is_none_or(Value::is_object) =>
         {
             let empty = Map::new();
             let om = o.and_then(Value::as_object).unwrap_or(&empty);
@@ -155,7 +157,7 @@ fn walk_compare(
         }
         (Node::List { ssa, elem, .. }, o, n)
             if *ssa != ListType::Atomic
-                && o.is_none_or(Value::is_array)
+                && o.is_none_or(|v| v.is_array() || v.is_null())
                 && n.is_none_or(Value::is_array) =>
         {
             let empty = Vec::new();
@@ -207,6 +209,9 @@ fn walk_compare(
         }
         (_, Some(_), None) => {
             c.removed.insert(path.clone());
+        }
+        (_, Some(Value::Null), Some(_)) => {
+            c.added.insert(path.clone());
         }
         (_, Some(a), Some(b)) => {
             if a != b {
