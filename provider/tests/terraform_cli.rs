@@ -353,9 +353,11 @@ fn run_directly_it_explains_it_is_a_plugin() {
 #[test]
 fn handshake_line_comes_first_and_fast() {
     use std::io::BufRead;
+    let sockets = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
     let mut child = Command::new(PROVIDER_BIN)
         .env("TF_PLUGIN_MAGIC_COOKIE", MAGIC_COOKIE)
+        .env("PLUGIN_UNIX_SOCKET_DIR", sockets.path())
         .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
         .env_remove("PLUGIN_CLIENT_CERT")
         .stdin(Stdio::null())
@@ -374,6 +376,10 @@ fn handshake_line_comes_first_and_fast() {
     let fields: Vec<&str> = line.trim_end().split('|').collect();
     assert_eq!(fields.len(), 6, "{line:?}");
     assert_eq!(&fields[..3], &["1", "6", "unix"]);
+    assert!(
+        fields[3].starts_with(&*sockets.path().to_string_lossy()),
+        "honours PLUGIN_UNIX_SOCKET_DIR: {line:?}"
+    );
     assert!(fields[3].ends_with(".sock"), "{line:?}");
     assert_eq!(fields[4], "grpc");
     eprintln!("provider start to handshake: {elapsed:?}");

@@ -108,6 +108,7 @@ impl SocketDir {
             let dir = parent.join(format!("tfplugin-{pid}-{nanos:08x}{attempt}"));
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
+                    remove_stale(&parent, pid);
                     let socket = dir.join("provider.sock");
                     return Ok(SocketDir { dir, socket });
                 }
@@ -124,6 +125,36 @@ impl SocketDir {
     /// Path of the socket.
     pub fn socket_path(&self) -> &Path {
         &self.socket
+    }
+}
+
+/// Removes socket directories left by provider processes that no longer
+/// exist (Terraform SIGKILLs a provider that does not exit in time, and a
+/// killed process cannot clean up). Only effective where `/proc` exists.
+fn remove_stale(parent: &Path, own_pid: u32) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("tfplugin-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == own_pid || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        let _ = std::fs::remove_file(dir.join("provider.sock"));
+        // Fails (and keeps the directory) if anything else is inside.
+        let _ = std::fs::remove_dir(&dir);
     }
 }
 
@@ -207,5 +238,21 @@ mod tests {
         assert_ne!(other.socket_path(), sd.socket_path());
         drop(sd);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn stale_directories_of_dead_processes_are_removed() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        // PID 0x7fffffff cannot be a live process; PID 1 always is.
+        let dead = parent.path().join(format!("tfplugin-{}-abc", i32::MAX));
+        let alive = parent.path().join("tfplugin-1-abc");
+        let unrelated = parent.path().join("tfplugin-notapid");
+        for d in [&dead, &alive, &unrelated] {
+            std::fs::create_dir(d).expect("mkdir");
+        }
+        std::fs::write(dead.join("provider.sock"), b"").expect("stale socket");
+        let _sd = SocketDir::create(Some(parent.path())).expect("create");
+        assert!(!dead.exists(), "stale directory removed");
+        assert!(alive.exists() && unrelated.exists(), "others kept");
     }
 }
