@@ -18,6 +18,9 @@ use crate::config::DbConfig;
 use crate::decide::{Candidate, InProgress, status};
 use beads_contract::labels;
 
+/// Attempts of a write that keeps losing races before giving up.
+const WRITE_ATTEMPTS: u32 = 5;
+
 /// How long to wait for a connection (bd's DSN uses a 5 s connect timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -503,7 +506,7 @@ impl Store {
         decide: F,
     ) -> Result<Option<(Bead, Change)>>
     where
-        F: FnOnce(&Bead) -> Option<Change>,
+        F: Fn(&Bead) -> Option<Change>,
     {
         Ok(
             match self.guarded_write(id, actor, now, None, decide).await? {
@@ -526,7 +529,7 @@ impl Store {
         decide: F,
     ) -> Result<Written>
     where
-        F: FnOnce(&Bead) -> Option<Change>,
+        F: Fn(&Bead) -> Option<Change>,
     {
         self.guarded_write(id, actor, now, Some(cap), decide).await
     }
@@ -540,30 +543,40 @@ impl Store {
         decide: F,
     ) -> Result<Written>
     where
-        F: FnOnce(&Bead) -> Option<Change>,
+        F: Fn(&Bead) -> Option<Change>,
     {
         let dolt = self.verify().await?.dolt_version.is_some();
         let mut conn = self.conn().await?;
-        let target = Target {
-            id,
-            actor,
-            now,
-            cap,
-            dolt,
-        };
-        let result = self.write_tx(&mut conn, target, decide).await;
-        match result {
-            Err(e) if e.is_lost_race() => {
-                tracing::info!(bead_id = id, error = %e, "another writer changed the bead first; skipped");
-                Ok(Written::Declined)
+        let mut attempt = 0;
+        loop {
+            let target = Target {
+                id,
+                actor,
+                now,
+                cap,
+                dolt,
+            };
+            match self.write_tx(&mut conn, target, &decide).await {
+                // A deadlock or merge conflict rolled the whole transaction
+                // back; trying again decides afresh on the row as it is now.
+                Err(e) if e.is_lost_race() && attempt < WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(bead_id = id, error = %e, attempt, "write raced another writer; retrying");
+                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+                }
+                // A claim that keeps losing simply goes to the next bead.
+                Err(e) if e.is_lost_race() && cap.is_some() => {
+                    tracing::info!(bead_id = id, error = %e, "other runners keep claiming; skipped");
+                    return Ok(Written::Declined);
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
-    async fn write_tx<F>(&self, conn: &mut Conn, target: Target<'_>, decide: F) -> Result<Written>
+    async fn write_tx<F>(&self, conn: &mut Conn, target: Target<'_>, decide: &F) -> Result<Written>
     where
-        F: FnOnce(&Bead) -> Option<Change>,
+        F: Fn(&Bead) -> Option<Change>,
     {
         let Target {
             id,

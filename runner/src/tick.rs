@@ -176,7 +176,7 @@ impl DispatchTick<'_> {
         // The marker lets the reaper tell a claim that never reached BeadBoard
         // (safe to reopen) from one whose outcome is unknown (must not be resent).
         let sending_at = Utc::now();
-        if let Err(e) = self
+        let marked = self
             .store
             .write(id, self.actor, sending_at, |bead| {
                 (bead.status == status::IN_PROGRESS).then(|| Change {
@@ -184,10 +184,22 @@ impl DispatchTick<'_> {
                     notes: vec![notes::dispatching(sending_at)],
                 })
             })
-            .await
-        {
-            self.release_after_store_error(id, &before.notes, &e).await;
-            return Err(e.into());
+            .await;
+        match marked {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                // Someone moved it out of in_progress right after the claim.
+                tracing::warn!(
+                    bead_id = id,
+                    outcome = "taken",
+                    "bead changed after the claim; not sent"
+                );
+                return Ok(Claim::Taken);
+            }
+            Err(e) => {
+                self.release_after_store_error(id, &before.notes, &e).await;
+                return Err(e.into());
+            }
         }
 
         failpoint::pause(failpoint::MARKED).await;
@@ -200,7 +212,7 @@ impl DispatchTick<'_> {
                     .write(id, self.actor, Utc::now(), |_| {
                         Some(Change {
                             status: None,
-                            notes: vec![note],
+                            notes: vec![note.clone()],
                         })
                     })
                     .await
@@ -220,9 +232,9 @@ impl DispatchTick<'_> {
                 let (new_status, lines) = decide::after_failure(&before.notes, failure);
                 self.store
                     .write(id, self.actor, Utc::now(), |bead| {
-                        (bead.status == status::IN_PROGRESS).then_some(Change {
+                        (bead.status == status::IN_PROGRESS).then(|| Change {
                             status: Some(new_status),
-                            notes: lines,
+                            notes: lines.clone(),
                         })
                     })
                     .await?;
@@ -241,9 +253,9 @@ impl DispatchTick<'_> {
         let released = self
             .store
             .write(id, self.actor, Utc::now(), |bead| {
-                (bead.status == status::IN_PROGRESS).then_some(Change {
+                (bead.status == status::IN_PROGRESS).then(|| Change {
                     status: Some(new_status),
-                    notes: lines,
+                    notes: lines.clone(),
                 })
             })
             .await;

@@ -456,13 +456,23 @@ async fn on_dolt_every_write_is_committed_like_bd() {
     assert_eq!(
         calls,
         [
-            "add issues", "add events", commit,
-            "add issues", "add events", commit,
-            "add issues", "add events", commit,
+            "add issues",
+            "add events",
+            commit,
+            "add issues",
+            "add events",
+            commit,
+            "add issues",
+            "add events",
+            commit,
         ]
     );
     let check = w.run(&["check"]).await;
-    assert!(check.stdout.contains("dolt:         1.59.0"), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("dolt:         1.59.0"),
+        "{}",
+        check.stdout
+    );
 }
 
 #[tokio::test]
@@ -476,9 +486,15 @@ async fn on_dolt_a_failed_commit_rolls_the_claim_back() {
     )
     .await;
     w.db.seed(&[Seed::agent("d2")]).await;
-    let run = w.run_with(&["dispatch"], &[("GIT_AUTHOR_NAME", "ops")]).await;
+    let run = w
+        .run_with(&["dispatch"], &[("GIT_AUTHOR_NAME", "ops")])
+        .await;
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("merge conflict in issues"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("merge conflict in issues"),
+        "{}",
+        run.stderr
+    );
     let b = w.db.bead("d2").await;
     assert_eq!((b.status.as_str(), b.notes.as_str()), ("open", ""));
     assert_eq!(w.db.event_count().await, 0);

@@ -185,9 +185,12 @@ async fn beadboard_faults_each_roll_back_cleanly() {
 async fn soak_eight_runners_over_500_beads_with_random_failures() {
     use std::collections::BTreeMap;
     let w = World::new().await;
-    let seeds: Vec<Seed> = (0..500).map(|i| Seed::agent(&format!("soak-{i:03}")).priority(i % 5)).collect();
+    let seeds: Vec<Seed> = (0..500)
+        .map(|i| Seed::agent(&format!("soak-{i:03}")).priority(i % 5))
+        .collect();
     w.db.seed(&seeds).await;
-    w.board.dispatch_default(beads_testkit::Reply::Flaky { fail_percent: 20 });
+    w.board
+        .dispatch_default(beads_testkit::Reply::Flaky { fail_percent: 20 });
     // Each runner ticks until a tick dispatches nothing new.
     let runner = |n: usize| {
         let w = &w;
@@ -195,7 +198,15 @@ async fn soak_eight_runners_over_500_beads_with_random_failures() {
             let mut ticks = 0;
             loop {
                 let before = w.board.accepted().len();
-                let run = w.run_with(&["dispatch"], &[("BEADS_MAX_IN_FLIGHT", "1000"), ("BEADS_ACTOR", &format!("soak-{n}"))]).await;
+                let run = w
+                    .run_with(
+                        &["dispatch"],
+                        &[
+                            ("BEADS_MAX_IN_FLIGHT", "1000"),
+                            ("BEADS_ACTOR", &format!("soak-{n}")),
+                        ],
+                    )
+                    .await;
                 assert!(run.code == 0 || run.code == 1, "{run:?}");
                 ticks += 1;
                 if run.code == 0 && w.board.accepted().len() == before || ticks > 200 {
@@ -216,19 +227,32 @@ async fn soak_eight_runners_over_500_beads_with_random_failures() {
     }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for b in w.db.beads().await {
-        let last = b.note_lines().last().map(|s| s.to_string()).unwrap_or_default();
+        let last = b
+            .note_lines()
+            .last()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         match b.status.as_str() {
             "in_progress" => {
-                let job = &jobs.get(&b.id).unwrap_or_else(|| panic!("{} in progress, never accepted", b.id))[0];
+                let job = &jobs
+                    .get(&b.id)
+                    .unwrap_or_else(|| panic!("{} in progress, never accepted", b.id))[0];
                 assert_eq!(last, format!("dispatched: job={job}"), "{}", b.id);
             }
             "open" => {
                 assert!(!jobs.contains_key(&b.id), "{} open after a dispatch", b.id);
-                assert!(last.starts_with("dispatch failed"), "{}: open with last note {last:?}", b.id);
+                assert!(
+                    last.starts_with("dispatch failed"),
+                    "{}: open with last note {last:?}",
+                    b.id
+                );
             }
             other => panic!("{} is {other}: {:?}", b.id, b.notes),
         }
         *counts.entry(b.status).or_default() += 1;
     }
-    assert!(counts.get("in_progress").copied().unwrap_or(0) > 300, "{counts:?}");
+    assert!(
+        counts.get("in_progress").copied().unwrap_or(0) > 300,
+        "{counts:?}"
+    );
 }

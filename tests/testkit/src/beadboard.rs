@@ -184,7 +184,11 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Re
             let reply = match reply {
                 Some(Reply::Flaky { fail_percent }) => {
                     // xorshift: cheap, deterministic, good enough to mix failures in.
-                    s.seed = if s.seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { s.seed };
+                    s.seed = if s.seed == 0 {
+                        0x9E37_79B9_7F4A_7C15
+                    } else {
+                        s.seed
+                    };
                     s.seed ^= s.seed << 13;
                     s.seed ^= s.seed >> 7;
                     s.seed ^= s.seed << 17;
@@ -194,7 +198,10 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Re
                     } else {
                         Some(match roll % 4 {
                             0 => Reply::json(500, "boom"),
-                            1 => Reply::json(502, r#"{"error":"Agent service response missing job_id."}"#),
+                            1 => Reply::json(
+                                502,
+                                r#"{"error":"Agent service response missing job_id."}"#,
+                            ),
                             2 => Reply::Close,
                             _ => Reply::json(429, r#"{"error":"slow down"}"#),
                         })
@@ -216,7 +223,11 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Re
                 .ok()
                 .and_then(|v| v.get("taskId")?.as_str().map(String::from))
                 .unwrap_or_default();
-            script.lock().expect("stub lock").accepted.push((task, job.clone()));
+            script
+                .lock()
+                .expect("stub lock")
+                .accepted
+                .push((task, job.clone()));
         }
         if !answer(&mut stream, reply).await? {
             return Ok(());
