@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, Cause};
-use crate::fieldpath::{self, Path, Set, has_at_or_below, path_string};
+use crate::fieldpath::{self, Path, PathElement, Set, has_at_or_below, path_string};
 use crate::schema::Node;
 use crate::ssa;
 
@@ -245,7 +245,9 @@ pub fn apply(
         .collect();
     let mut to_remove: Vec<&Path> = last_set
         .iter()
-        .filter(|p| !has_at_or_below(&new_set, p) && !has_at_or_below(&others, p))
+        .filter(|p| {
+            !has_at_or_below(&new_set, p) && !has_at_or_below(&others, p) && !is_item_key(p)
+        })
         .collect();
     to_remove.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in to_remove {
@@ -295,6 +297,15 @@ pub fn apply(
         object: merged,
         entries,
     })
+}
+
+/// Whether `p` is a key field of a list-map item (`...[name="c"].name`):
+/// such fields go only with their item, never on their own.
+fn is_item_key(p: &[PathElement]) -> bool {
+    match p {
+        [.., PathElement::Key(fields), PathElement::Field(f)] => fields.iter().any(|(k, _)| k == f),
+        _ => false,
+    }
 }
 
 /// Sets the applier's timestamp (called when the apply changed the object).
@@ -416,5 +427,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a2.object["data"], json!({"k":"1"}));
+    }
+
+    #[test]
+    fn dropped_item_with_foreign_fields_keeps_its_key() {
+        let s = crate::schema::for_resource(&crate::resources::CRONJOBS);
+        let cj = |containers: Value| {
+            json!({"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"x"},"spec":{"schedule":"@daily",
+                "jobTemplate":{"spec":{"template":{"spec":{"containers":containers}}}}}})
+        };
+        let live = json!({"metadata":{"name":"x"}});
+        let a = apply(
+            s,
+            &live,
+            &cj(json!([{"name":"a","image":"1"},{"name":"b","image":"1"}])),
+            vec![],
+            &w("tf"),
+            false,
+        )
+        .unwrap();
+        // kubectl-set changes b's image.
+        let mut changed = a.object.clone();
+        changed["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][1]["image"] =
+            json!("2");
+        let mut entries = a.entries.clone();
+        update(s, &a.object, &changed, &mut entries, &w("kubectl-set"));
+        // tf drops b: b stays (kubectl-set owns its image) and keeps its name.
+        let out = apply(
+            s,
+            &changed,
+            &cj(json!([{"name":"a","image":"1"}])),
+            entries,
+            &w("tf"),
+            false,
+        )
+        .unwrap();
+        let cs = &out.object["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"];
+        assert_eq!(cs[1], json!({"name":"b","image":"2"}));
     }
 }
