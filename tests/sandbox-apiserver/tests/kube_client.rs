@@ -714,3 +714,60 @@ async fn watch_and_generate_name() {
     let nss: Api<Namespace> = Api::all(client);
     assert!(nss.get("default").await.is_ok());
 }
+
+#[tokio::test]
+async fn status_subresource_and_secret_string_data() {
+    let (_h, client) = start(Options::default()).await;
+    let cjs: Api<CronJob> = Api::namespaced(client.clone(), "default");
+    cjs.create(&pp("t"), &cronjob("s", "@hourly", "a:1"))
+        .await
+        .unwrap();
+    // Status in a main-resource write is ignored...
+    let main = cjs
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status":{"lastScheduleTime":"2024-01-01T00:00:00Z"}})),
+        )
+        .await
+        .unwrap();
+    assert!(main.status.unwrap().last_schedule_time.is_none());
+    // ...and taken through /status, without a generation bump.
+    let st = cjs
+        .patch_status(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status":{"lastScheduleTime":"2024-01-01T00:00:00Z"}})),
+        )
+        .await
+        .unwrap();
+    assert!(st.status.unwrap().last_schedule_time.is_some());
+    assert_eq!(st.metadata.generation, Some(1));
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "apiVersion":"v1","kind":"Secret","metadata":{"name":"sec"},"stringData":{"token":"abc"}}))
+    .unwrap();
+    let created = secrets
+        .patch("sec", &PatchParams::apply("t"), &Patch::Apply(&s))
+        .await
+        .unwrap();
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert_eq!(created.data.unwrap()["token"].0, b"abc".to_vec());
+    assert!(created.string_data.is_none());
+    let again = secrets
+        .patch("sec", &PatchParams::apply("t"), &Patch::Apply(&s))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    let bad = serde_json::to_vec(&json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"b"},"data":{"k":"not base64!"}})).unwrap();
+    let req = http::Request::post("/api/v1/namespaces/default/secrets")
+        .header("content-type", "application/json")
+        .body(bad)
+        .unwrap();
+    let err = api_error(secrets.into_client().request_text(req).await.unwrap_err());
+    assert_eq!(err.code, 400);
+}
