@@ -171,10 +171,10 @@ fn qualify_kind(res: &ResourceType) -> String {
 fn skeleton(res: &ResourceType) -> Value {
     match res.kind {
         "CronJob" => {
-            json!({"metadata":{},"spec":{"jobTemplate":{"metadata":{},"spec":{"template":{"metadata":{},"spec":{}}}}},"status":{}})
+            json!({"metadata":{},"spec":{"jobTemplate":{"metadata":{},"spec":{"template":{"metadata":{},"spec":{"containers":null}}}}},"status":{}})
         }
         "Deployment" => {
-            json!({"metadata":{},"spec":{"template":{"metadata":{},"spec":{}},"strategy":{}},"status":{}})
+            json!({"metadata":{},"spec":{"template":{"metadata":{},"spec":{"containers":null}},"strategy":{}},"status":{}})
         }
         "Namespace" => json!({"metadata":{},"spec":{},"status":{}}),
         _ => json!({"metadata":{}}),
@@ -653,6 +653,56 @@ impl ApiServer {
         self.update_with(&mut store, res, ns, name, &old, patched, o)
     }
 
+    /// GET of a Deployment's `scale` subresource.
+    pub fn get_scale(&self, res: &ResourceType, ns: &str, name: &str) -> Result<Reply, ApiError> {
+        let store = self.lock();
+        let obj = store
+            .get(res, ns, name)
+            .ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
+        reply(200, scale_of(obj))
+    }
+
+    /// PUT (`ptype` None) or PATCH of a Deployment's `scale` subresource:
+    /// only `spec.replicas` is taken.
+    pub fn write_scale(
+        self: &Arc<Self>,
+        res: &ResourceType,
+        ns: &str,
+        name: &str,
+        ptype: Option<PatchType>,
+        body: &[u8],
+        o: &WriteOptions,
+    ) -> Result<Reply, ApiError> {
+        let doc: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))?;
+        let mut store = self.lock();
+        let old = store
+            .get(res, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
+        let current = scale_of(&old);
+        let desired = match ptype {
+            None => doc,
+            Some(PatchType::Json) => patch::json_patch(&current, &doc)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            Some(_) => patch::merge_patch(&current, &doc),
+        };
+        let rv = meta_str(&desired, "resourceVersion");
+        if !rv.is_empty() && rv != meta_str(&old, "resourceVersion") {
+            return Err(ApiError::stale(res.group, res.plural, name));
+        }
+        let replicas = desired
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let mut new = old.clone();
+        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("replicas".into(), json!(replicas));
+        }
+        let out = self.update_with(&mut store, res, ns, name, &old, new, o)?;
+        reply(out.code, scale_of(&out.body))
+    }
+
     /// The shared tail of PUT and non-apply PATCH.
     #[allow(clippy::too_many_arguments)]
     fn update_with(
@@ -1113,6 +1163,33 @@ impl ApiServer {
                 "metadata": {"resourceVersion": rv.to_string()}, "items": deleted}),
         )
     }
+}
+
+/// The `autoscaling/v1` Scale view of a Deployment.
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = |k: &str| {
+        obj.pointer(&format!("/metadata/{k}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta("name"), "namespace": meta("namespace"), "uid": meta("uid"),
+            "resourceVersion": meta("resourceVersion"), "creationTimestamp": meta("creationTimestamp")},
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector}
+    })
 }
 
 fn set_type_meta(res: &ResourceType, obj: &mut Value) {

@@ -116,6 +116,17 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             }
         }
         list.push(entry);
+        if r.kind == "Deployment" {
+            list.push(json!({
+                "name": format!("{}/scale", r.plural),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if r.has_status {
             list.push(json!({
                 "name": format!("{}/status", r.plural),

@@ -397,12 +397,36 @@ fn resource(
     let res = rp.res;
     let ns = rp.namespace.clone().unwrap_or_default();
     let sub = rp.subresource.as_deref();
+    let r = |reply: api::Reply| Ok(Handled::Reply(reply.code, reply.body));
     if let Some(s) = sub
         && !(s == "status" && res.has_status)
+        && !(s == "scale" && res.kind == "Deployment")
     {
         return Err(ApiError::path_not_found());
     }
-    let r = |reply: api::Reply| Ok(Handled::Reply(reply.code, reply.body));
+    if let (Some("scale"), Some(name)) = (sub, &rp.name) {
+        return match method.clone() {
+            Method::GET => r(api.get_scale(res, &ns, name)?),
+            Method::PUT => {
+                let body = json_body(ct, body)?;
+                r(api.write_scale(
+                    res,
+                    &ns,
+                    name,
+                    None,
+                    &body,
+                    &write_options(q, ua, "UpdateOptions", sub)?,
+                )?)
+            }
+            Method::PATCH => {
+                let ptype = PatchType::from_content_type(ct)
+                    .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+                let o = write_options(q, ua, "PatchOptions", sub)?;
+                r(api.write_scale(res, &ns, name, Some(ptype), &body, &o)?)
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        };
+    }
     match (&rp.name, method.clone()) {
         (None, Method::GET) => {
             let lo = list_options(q);

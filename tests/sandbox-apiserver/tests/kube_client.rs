@@ -771,3 +771,51 @@ async fn status_subresource_and_secret_string_data() {
     let err = api_error(secrets.into_client().request_text(req).await.unwrap_err());
     assert_eq!(err.code, 400);
 }
+
+#[tokio::test]
+async fn create_records_upstream_shaped_update_fields_and_scale_works() {
+    let (_h, client) = start(Options::default()).await;
+    let cjs: Api<CronJob> = Api::namespaced(client.clone(), "default");
+    let created = cjs
+        .create(&pp("kubectl-create"), &cronjob("m", "@hourly", "a:1"))
+        .await
+        .unwrap();
+    let f = fields_of(&created, "kubectl-create");
+    let containers =
+        &f["f:spec"]["f:jobTemplate"]["f:spec"]["f:template"]["f:spec"]["f:containers"];
+    // Like upstream: `containers` itself is not owned (Go always serialises it), its item is.
+    assert!(containers.get(".").is_none(), "{containers}");
+    assert_eq!(
+        containers["k:{\"name\":\"c\"}"],
+        json!({".":{},"f:image":{},"f:imagePullPolicy":{},"f:name":{},"f:resources":{},
+            "f:terminationMessagePath":{},"f:terminationMessagePolicy":{}})
+    );
+
+    let deps: Api<Deployment> = Api::namespaced(client, "default");
+    let d: Deployment = serde_json::from_value(json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
+        "spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},
+        "spec":{"containers":[{"name":"n","image":"nginx:1.27"}]}}}}))
+    .unwrap();
+    deps.create(&pp("t"), &d).await.unwrap();
+    let scale = deps
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec":{"replicas":4}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(4));
+    let d = deps.get("web").await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(4));
+    assert_eq!(
+        deps.get_scale("web")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .selector
+            .as_deref(),
+        Some("app=web")
+    );
+}
