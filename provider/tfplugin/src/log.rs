@@ -188,6 +188,29 @@ mod tests {
         assert_eq!(level_from(Some("off"), None), LevelFilter::OFF);
     }
 
+    /// Runs itself as a child process that installs the hook and panics.
+    #[test]
+    fn panic_hook_reports_like_a_go_plugin_crash() {
+        if std::env::var_os("TFPLUGIN_PANIC_CHILD").is_some() {
+            install_panic_hook();
+            panic!("boom {}", 42);
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "log::tests::panic_hook_reports_like_a_go_plugin_crash",
+                "--nocapture",
+            ])
+            .env("TFPLUGIN_PANIC_CHILD", "1")
+            .output()
+            .expect("child runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.lines().any(|l| l == "panic: boom 42"), "{stderr}");
+        assert!(stderr.contains("log.rs"), "location printed: {stderr}");
+    }
+
     #[test]
     fn dependencies_are_capped_at_warn() {
         assert!(enabled(

@@ -253,7 +253,7 @@ impl Running {
     }
 
     /// Waits until the server stopped (after shutdown, at most
-    /// [`SHUTDOWN_BACKSTOP`] later), then removes the socket.
+    /// half a second later), then removes the socket.
     pub async fn wait(mut self) -> Result<(), ServeError> {
         let shutdown = self.shutdown.clone();
         let backstop = async move {
