@@ -1,20 +1,17 @@
 //! The `beads_autodispatch` resource: schema, plan-time validation, typed
-//! state, and (for now) an in-memory backend.
-//!
-//! TODO(kubernetes): create/read/update/delete/import against the cluster
-//! via kube-rs (ConfigMap with metadata.json, CronJobs or a Deployment).
-//! Until then the "cluster" is [`Backend`]'s in-memory map: objects live
-//! only as long as the provider process, and `read` returns the state
-//! Terraform stored when the object is not in memory.
+//! state, and the mapping between that state and the Kubernetes objects
+//! (rendered and observed in [`crate::k8s`]).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tfplugin::diag::{AttributePath, Diagnostic, Diagnostics};
 use tfplugin::framework::{Ctx, Field, Model, ModelError, Obj, ObjBuilder, PlanContext, Resource};
 use tfplugin::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use tfplugin::value::{Type, Value};
 
+use crate::k8s::client::{Cluster, KubeError};
+use crate::k8s::observe::observe;
+use crate::k8s::render::{self, Mode, Names, Spec};
 use crate::validate;
 
 /// The resource type name.
@@ -147,54 +144,172 @@ impl Model for Autodispatch {
 impl Autodispatch {
     /// Fills in every computed attribute from the configured ones.
     pub fn with_computed(mut self) -> Autodispatch {
+        let names = Names::new(&self.name);
         self.id = Some(format!("{}/{}", self.namespace, self.name));
-        self.config_map_name = Some(format!("{}-config", self.name));
-        let cron = self.mode == "cronjob";
-        self.dispatcher_cron_job = cron.then(|| format!("{}-dispatch", self.name));
-        self.reaper_cron_job = cron.then(|| format!("{}-reap", self.name));
-        let d = &self.dolt;
-        let port = u16::try_from(d.port).unwrap_or(beads_contract::defaults::DOLT_PORT);
-        let meta = beads_contract::Metadata::for_server(
-            &d.host,
-            port,
-            &d.user,
-            &d.database,
-            d.project_id.as_deref(),
-            Some(d.tls),
-        );
-        self.metadata_json = Some(meta.to_json());
+        self.config_map_name = Some(names.config_map);
+        let cron = self.mode == Mode::CronJob.as_str();
+        self.dispatcher_cron_job = cron.then_some(names.dispatcher);
+        self.reaper_cron_job = cron.then_some(names.reaper);
+        self.metadata_json = self.spec().ok().map(|s| render::metadata_json(&s));
         self
     }
+
+    /// What the Kubernetes objects are rendered from. Validation has run by
+    /// now, so a failure here means a value slipped past it.
+    pub fn spec(&self) -> Result<Spec, Diagnostics> {
+        let bad = |what: &str, value: String| -> Diagnostics {
+            Diagnostic::error(format!("Invalid {what}"), value).into()
+        };
+        let mode = match self.mode.as_str() {
+            "cronjob" => Mode::CronJob,
+            "deployment" => Mode::Deployment,
+            other => {
+                return Err(bad(
+                    "mode",
+                    format!("{other:?} is not \"cronjob\" or \"deployment\""),
+                ));
+            }
+        };
+        let d = &self.dolt;
+        Ok(Spec {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            mode,
+            enabled: self.enabled,
+            image: self.image.clone(),
+            image_tag: self.image_tag.clone(),
+            beadboard_url: self.beadboard_url.clone(),
+            assignee: self.assignee.clone(),
+            dispatch_schedule: self.dispatch_schedule.clone(),
+            reap_schedule: self.reap_schedule.clone(),
+            stale_after: self.stale_after.clone(),
+            claim_timeout: self.claim_timeout.clone(),
+            max_in_flight: u32::try_from(self.max_in_flight)
+                .map_err(|_| bad("max_in_flight", self.max_in_flight.to_string()))?,
+            run_interval: beads_contract::format_duration(beads_contract::defaults::RUN_INTERVAL),
+            image_pull_secrets: self.image_pull_secrets.clone().unwrap_or_default(),
+            dolt: render::Dolt {
+                host: d.host.clone(),
+                port: u16::try_from(d.port).map_err(|_| bad("dolt.port", d.port.to_string()))?,
+                user: d.user.clone(),
+                database: d.database.clone(),
+                project_id: d.project_id.clone(),
+                tls: d.tls,
+                password_secret: d
+                    .password_secret_name
+                    .clone()
+                    .zip(d.password_secret_key.clone()),
+            },
+            provider_version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    }
+
+    /// This state with the attributes the cluster shows.
+    fn with_observed(mut self, seen: Spec) -> Autodispatch {
+        self.mode = seen.mode.as_str().to_string();
+        self.enabled = seen.enabled;
+        self.image = seen.image;
+        self.image_tag = seen.image_tag;
+        self.beadboard_url = seen.beadboard_url;
+        self.assignee = seen.assignee;
+        self.dispatch_schedule = seen.dispatch_schedule;
+        self.reap_schedule = seen.reap_schedule;
+        self.stale_after = seen.stale_after;
+        self.claim_timeout = seen.claim_timeout;
+        self.max_in_flight = i64::from(seen.max_in_flight);
+        // An empty list and an absent one are the same to the cluster.
+        self.image_pull_secrets =
+            match (seen.image_pull_secrets.is_empty(), &self.image_pull_secrets) {
+                (true, None) => None,
+                _ => Some(seen.image_pull_secrets),
+            };
+        let (secret_name, secret_key) = seen.dolt.password_secret.unzip();
+        self.dolt = Dolt {
+            host: seen.dolt.host,
+            port: i64::from(seen.dolt.port),
+            user: seen.dolt.user,
+            database: seen.dolt.database,
+            project_id: seen.dolt.project_id,
+            tls: seen.dolt.tls,
+            password_secret_name: secret_name,
+            password_secret_key: secret_key,
+        };
+        self.with_computed()
+    }
+
+    /// A state to start an import from: the defaults, with the mode the
+    /// cluster's objects show. Read then fills in everything else.
+    fn skeleton(namespace: &str, name: &str, mode: Mode) -> Autodispatch {
+        Autodispatch {
+            id: None,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            enabled: true,
+            mode: mode.as_str().to_string(),
+            image: String::new(),
+            image_tag: DEFAULT_IMAGE_TAG.to_string(),
+            beadboard_url: String::new(),
+            assignee: beads_contract::defaults::ASSIGNEE.to_string(),
+            dispatch_schedule: String::new(),
+            reap_schedule: String::new(),
+            stale_after: beads_contract::format_duration(beads_contract::defaults::STALE_AFTER),
+            claim_timeout: beads_contract::format_duration(beads_contract::defaults::CLAIM_TIMEOUT),
+            max_in_flight: i64::from(beads_contract::defaults::MAX_IN_FLIGHT),
+            image_pull_secrets: None,
+            dolt: Dolt {
+                host: String::new(),
+                port: i64::from(beads_contract::defaults::DOLT_PORT),
+                user: beads_contract::defaults::DOLT_USER.to_string(),
+                database: String::new(),
+                project_id: None,
+                tls: false,
+                password_secret_name: None,
+                password_secret_key: None,
+            },
+            metadata_json: None,
+            config_map_name: None,
+            dispatcher_cron_job: None,
+            reaper_cron_job: None,
+        }
+        .with_computed()
+    }
 }
 
-/// Where objects live. TODO(kubernetes): replace with kube-rs.
-#[derive(Debug, Default)]
-pub struct Backend {
-    objects: Mutex<BTreeMap<String, Autodispatch>>,
-}
-
-impl Backend {
-    fn put(&self, obj: &Autodispatch) {
-        if let (Some(id), Ok(mut m)) = (obj.id.clone(), self.objects.lock()) {
-            m.insert(id, obj.clone());
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<Autodispatch> {
-        self.objects.lock().ok().and_then(|m| m.get(id).cloned())
-    }
-
-    fn remove(&self, id: &str) {
-        if let Ok(mut m) = self.objects.lock() {
-            m.remove(id);
-        }
-    }
+/// A Kubernetes failure as a diagnostic that names the object and the cause.
+fn kube_diag(action: &str, e: KubeError) -> Diagnostics {
+    Diagnostic::error(format!("Cannot {action} beads_autodispatch"), e.to_string()).into()
 }
 
 /// The resource implementation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AutodispatchResource {
-    backend: Arc<Backend>,
+    cluster: Arc<Cluster>,
+}
+
+impl AutodispatchResource {
+    /// The resource, talking to the provider's cluster.
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        AutodispatchResource { cluster }
+    }
+
+    async fn apply(
+        &self,
+        action: &str,
+        planned: Autodispatch,
+    ) -> Result<Autodispatch, Diagnostics> {
+        let state = planned.with_computed();
+        let spec = state.spec()?;
+        let objects = self
+            .cluster
+            .objects(&spec.namespace, &spec.name)
+            .await
+            .map_err(|e| kube_diag(action, e))?;
+        objects
+            .apply(&spec)
+            .await
+            .map_err(|e| kube_diag(action, e))?;
+        Ok(state)
+    }
 }
 
 /// The resource schema.
@@ -543,14 +658,7 @@ impl Resource for AutodispatchResource {
     }
 
     async fn create(&self, _ctx: &Ctx, planned: Autodispatch) -> Result<Autodispatch, Diagnostics> {
-        // TODO(kubernetes): server-side apply ConfigMap + CronJobs/Deployment via kube-rs.
-        let obj = planned.with_computed();
-        self.backend.put(&obj);
-        tracing::info!(
-            id = obj.id.as_deref().unwrap_or_default(),
-            "created (in memory)"
-        );
-        Ok(obj)
+        self.apply("create", planned).await
     }
 
     async fn read(
@@ -558,12 +666,14 @@ impl Resource for AutodispatchResource {
         _ctx: &Ctx,
         current: Autodispatch,
     ) -> Result<Option<Autodispatch>, Diagnostics> {
-        // TODO(kubernetes): read the live objects; return None when they are gone.
-        let id = current
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("{}/{}", current.namespace, current.name));
-        Ok(Some(self.backend.get(&id).unwrap_or(current)))
+        let objects = self
+            .cluster
+            .objects(&current.namespace, &current.name)
+            .await
+            .map_err(|e| kube_diag("read", e))?;
+        let live = objects.read().await.map_err(|e| kube_diag("read", e))?;
+        let prior = current.spec()?;
+        Ok(observe(&prior, &live).map(|seen| current.with_observed(seen)))
     }
 
     async fn update(
@@ -572,33 +682,58 @@ impl Resource for AutodispatchResource {
         _prior: Autodispatch,
         planned: Autodispatch,
     ) -> Result<Autodispatch, Diagnostics> {
-        // TODO(kubernetes): server-side apply the changed objects.
-        let obj = planned.with_computed();
-        self.backend.put(&obj);
-        Ok(obj)
+        self.apply("update", planned).await
     }
 
     async fn delete(&self, _ctx: &Ctx, prior: Autodispatch) -> Result<(), Diagnostics> {
-        // TODO(kubernetes): delete ConfigMap, CronJobs / Deployment.
-        if let Some(id) = &prior.id {
-            self.backend.remove(id);
-        }
-        Ok(())
+        let objects = self
+            .cluster
+            .objects(&prior.namespace, &prior.name)
+            .await
+            .map_err(|e| kube_diag("delete", e))?;
+        objects.delete().await.map_err(|e| kube_diag("delete", e))
     }
 
     async fn import(&self, _ctx: &Ctx, id: &str) -> Result<Autodispatch, Diagnostics> {
-        // TODO(kubernetes): read the objects named by "<namespace>/<name>" from the cluster.
-        self.backend.get(id).ok_or_else(|| {
-            Diagnostic::error(
+        let (namespace, name) = match id.split_once('/') {
+            Some((ns, name))
+                if validate::dns1123_label(ns).is_ok() && validate::object_name(name).is_ok() =>
+            {
+                (ns, name)
+            }
+            _ => {
+                return Err(Diagnostic::error(
+                    "Invalid import ID",
+                    format!("{id:?} is not \"<namespace>/<name>\", e.g. \"beads-server/beads\"."),
+                )
+                .into());
+            }
+        };
+        let objects = self
+            .cluster
+            .objects(namespace, name)
+            .await
+            .map_err(|e| kube_diag("import", e))?;
+        let live = objects.read().await.map_err(|e| kube_diag("import", e))?;
+        let mode =
+            if live.deployment.is_some() && live.dispatcher.is_none() && live.reaper.is_none() {
+                Mode::Deployment
+            } else {
+                Mode::CronJob
+            };
+        let skeleton = Autodispatch::skeleton(namespace, name, mode);
+        let prior = skeleton.spec()?;
+        match observe(&prior, &live) {
+            Some(seen) => Ok(skeleton.with_observed(seen)),
+            None => Err(Diagnostic::error(
                 "Cannot import beads_autodispatch",
                 format!(
-                    "No object {id:?} is known. Import reads the objects from Kubernetes, which this \
-                     provider version does not talk to yet; use an ID of the form \"<namespace>/<name>\" \
-                     once it does."
+                    "No ConfigMap {names}-metadata, CronJobs {names}-dispatcher/{names}-reaper or Deployment {names}-runner in namespace {namespace}.",
+                    names = name
                 ),
             )
-            .into()
-        })
+            .into()),
+        }
     }
 }
 
@@ -718,7 +853,8 @@ mod tests {
         assert_eq!(a.id.as_deref(), Some("beads/beads"));
         assert_eq!(a.image_tag, DEFAULT_IMAGE_TAG);
         assert_eq!(a.dolt.port, 3306);
-        assert_eq!(a.dispatcher_cron_job.as_deref(), Some("beads-dispatch"));
+        assert_eq!(a.dispatcher_cron_job.as_deref(), Some("beads-dispatcher"));
+        assert_eq!(a.config_map_name.as_deref(), Some("beads-metadata"));
         let meta = beads_contract::Metadata::parse(a.metadata_json.as_deref().expect("json"))
             .expect("valid metadata");
         assert_eq!(meta.port(), 3306);

@@ -6,6 +6,7 @@
 //! the `TF_REATTACH_PROVIDERS` value to attach Terraform to it.
 
 mod autodispatch;
+mod k8s;
 mod provider;
 mod validate;
 

@@ -1,7 +1,7 @@
 //! The provider block: Kubernetes connection settings, named like
 //! hashicorp/kubernetes' so existing configurations read familiarly.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tfplugin::diag::{Diagnostic, Diagnostics};
 use tfplugin::framework::{DynResource, Field, Obj, Provider};
@@ -9,32 +9,20 @@ use tfplugin::schema::{Attribute, Block};
 use tfplugin::value::{Type, Value};
 
 use crate::autodispatch::AutodispatchResource;
+use crate::k8s::client::{Cluster, Connection};
 use crate::validate;
-
-/// Connection settings from the provider block (all optional).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KubeSettings {
-    pub config_path: Option<String>,
-    pub config_context: Option<String>,
-    pub host: Option<String>,
-    pub token: Option<String>,
-    pub cluster_ca_certificate: Option<String>,
-    pub insecure: Option<bool>,
-    pub client_certificate: Option<String>,
-    pub client_key: Option<String>,
-}
 
 /// The beads provider.
 #[derive(Debug, Default)]
 pub struct BeadsProvider {
-    /// Set by ConfigureProvider. TODO(kubernetes): build a kube client from it.
-    pub settings: Arc<RwLock<Option<KubeSettings>>>,
+    /// The cluster the provider block names; shared with the resources.
+    pub cluster: Arc<Cluster>,
 }
 
 /// The provider block's schema.
 pub fn schema() -> Block {
     let s = Type::String;
-    Block::new("Connection to the Kubernetes cluster where beads auto-dispatch runs. Without settings, the usual kubeconfig rules apply (KUBECONFIG, ~/.kube/config, in-cluster service account).")
+    Block::new("Connection to the Kubernetes cluster where beads auto-dispatch runs. Precedence: host (with token or client certificate), then config_path or KUBE_CONFIG_PATH, then the in-cluster service account. The provider connects only when an operation needs the cluster.")
         .attribute(Attribute::optional("config_path", s.clone()).description("Path to a kubeconfig file."))
         .attribute(Attribute::optional("config_context", s.clone()).description("Context to use from the kubeconfig file."))
         .attribute(Attribute::optional("host", s.clone()).description("Kubernetes API server URL, e.g. \"https://10.0.0.1:6443\"."))
@@ -58,13 +46,13 @@ pub fn schema() -> Block {
         )
 }
 
-fn settings_from(config: &Value) -> Result<KubeSettings, Diagnostics> {
+fn settings_from(config: &Value) -> Result<Connection, Diagnostics> {
     let o = Obj::new(config).map_err(|e| Diagnostics::from(e.into_diagnostic()))?;
     let s = |n: &str| {
         o.opt_string(n)
             .map_err(|e| Diagnostics::from(e.into_diagnostic()))
     };
-    Ok(KubeSettings {
+    Ok(Connection {
         config_path: s("config_path")?,
         config_context: s("config_context")?,
         host: s("host")?,
@@ -113,10 +101,8 @@ impl Provider for BeadsProvider {
     async fn configure(&self, terraform_version: &str, config: Value) -> Diagnostics {
         tracing::debug!(terraform_version, "configuring provider");
         match settings_from(&config) {
-            Ok(s) => {
-                if let Ok(mut slot) = self.settings.write() {
-                    *slot = Some(s);
-                }
+            Ok(connection) => {
+                self.cluster.configure(connection);
                 Diagnostics::new()
             }
             Err(d) => d,
@@ -124,7 +110,7 @@ impl Provider for BeadsProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn DynResource>> {
-        vec![Arc::new(AutodispatchResource::default())]
+        vec![Arc::new(AutodispatchResource::new(self.cluster.clone()))]
     }
 }
 

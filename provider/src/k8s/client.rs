@@ -23,7 +23,7 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The provider block's connection attributes (named as hashicorp/kubernetes names them).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Connection {
     pub config_path: Option<String>,
     pub config_context: Option<String>,
@@ -33,6 +33,20 @@ pub struct Connection {
     pub insecure: Option<bool>,
     pub client_certificate: Option<String>,
     pub client_key: Option<String>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Connection")
+            .field("config_path", &self.config_path)
+            .field("config_context", &self.config_context)
+            .field("host", &self.host)
+            .field("token", &redacted(&self.token))
+            .field("insecure", &self.insecure)
+            .field("client_key", &redacted(&self.client_key))
+            .finish_non_exhaustive()
+    }
 }
 
 /// A failed Kubernetes operation, naming the object.
@@ -76,7 +90,11 @@ impl Connection {
             .config_path
             .clone()
             .filter(|p| !p.is_empty())
-            .or_else(|| std::env::var("KUBE_CONFIG_PATH").ok().filter(|p| !p.is_empty()));
+            .or_else(|| {
+                std::env::var("KUBE_CONFIG_PATH")
+                    .ok()
+                    .filter(|p| !p.is_empty())
+            });
         if let Some(path) = path {
             let path = expand_home(&path);
             let kubeconfig = Kubeconfig::read_from(&path)
@@ -97,7 +115,11 @@ impl Connection {
     fn inline_kubeconfig(&self, host: &str) -> Result<Kubeconfig, KubeError> {
         let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
         let mut cluster = serde_json::json!({ "server": host });
-        if let Some(ca) = self.cluster_ca_certificate.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(ca) = self
+            .cluster_ca_certificate
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
             cluster["certificate-authority-data"] = b64(ca).into();
         }
         if self.insecure == Some(true) {
@@ -122,6 +144,50 @@ impl Connection {
             "current-context": "provider",
         });
         Kubeconfig::from_yaml(&doc.to_string()).map_err(|e| KubeError::Connect(e.to_string()))
+    }
+}
+
+/// The cluster as the provider block describes it, connected on first use:
+/// `terraform validate` and the plan of a new resource never reach it.
+#[derive(Default)]
+pub struct Cluster {
+    connection: std::sync::RwLock<Option<Connection>>,
+    client: tokio::sync::OnceCell<Client>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("connected", &self.client.initialized())
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// Records the provider block (ConfigureProvider).
+    pub fn configure(&self, connection: Connection) {
+        if let Ok(mut slot) = self.connection.write() {
+            *slot = Some(connection);
+        }
+    }
+
+    /// The client, connecting on first use.
+    pub async fn client(&self) -> Result<Client, KubeError> {
+        let connection = self
+            .connection
+            .read()
+            .map_err(|_| KubeError::Connect("provider configuration lock poisoned".into()))?
+            .clone()
+            .unwrap_or_default();
+        self.client
+            .get_or_try_init(|| async move { connection.client().await })
+            .await
+            .cloned()
+    }
+
+    /// The objects of one resource.
+    pub async fn objects(&self, namespace: &str, name: &str) -> Result<Objects, KubeError> {
+        Ok(Objects::new(self.client().await?, namespace, name))
     }
 }
 
@@ -169,7 +235,13 @@ impl Objects {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    fn error(&self, verb: &'static str, kind: &'static str, name: &str, e: kube::Error) -> KubeError {
+    fn error(
+        &self,
+        verb: &'static str,
+        kind: &'static str,
+        name: &str,
+        e: kube::Error,
+    ) -> KubeError {
         KubeError::Object {
             verb,
             kind,
@@ -181,7 +253,10 @@ impl Objects {
 
     async fn get<K>(&self, kind: &'static str, name: &str) -> Result<Option<K>, KubeError>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
         <K as Resource>::DynamicType: Default,
     {
         self.api::<K>()
@@ -200,9 +275,18 @@ impl Objects {
         })
     }
 
-    async fn apply_one<K>(&self, kind: &'static str, name: &str, object: &K) -> Result<(), KubeError>
+    async fn apply_one<K>(
+        &self,
+        kind: &'static str,
+        name: &str,
+        object: &K,
+    ) -> Result<(), KubeError>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
         <K as Resource>::DynamicType: Default,
     {
         // force: the resource owns these fields; taking them back from
@@ -218,8 +302,12 @@ impl Objects {
     /// Applies the ConfigMap first (the pods mount it), then the mode's
     /// workload objects, then removes the other mode's objects.
     pub async fn apply(&self, spec: &Spec) -> Result<(), KubeError> {
-        self.apply_one("ConfigMap", &self.names.config_map, &render::config_map(spec))
-            .await?;
+        self.apply_one(
+            "ConfigMap",
+            &self.names.config_map,
+            &render::config_map(spec),
+        )
+        .await?;
         match spec.mode {
             Mode::CronJob => {
                 self.apply_one("CronJob", &self.names.dispatcher, &render::dispatcher(spec))
@@ -230,10 +318,16 @@ impl Objects {
                     .await?;
             }
             Mode::Deployment => {
-                self.apply_one("Deployment", &self.names.deployment, &render::deployment(spec))
+                self.apply_one(
+                    "Deployment",
+                    &self.names.deployment,
+                    &render::deployment(spec),
+                )
+                .await?;
+                self.delete_one::<CronJob>("CronJob", &self.names.dispatcher)
                     .await?;
-                self.delete_one::<CronJob>("CronJob", &self.names.dispatcher).await?;
-                self.delete_one::<CronJob>("CronJob", &self.names.reaper).await?;
+                self.delete_one::<CronJob>("CronJob", &self.names.reaper)
+                    .await?;
             }
         }
         Ok(())
@@ -241,10 +335,17 @@ impl Objects {
 
     async fn delete_one<K>(&self, kind: &'static str, name: &str) -> Result<(), KubeError>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
         <K as Resource>::DynamicType: Default,
     {
-        match self.api::<K>().delete(name, &DeleteParams::background()).await {
+        match self
+            .api::<K>()
+            .delete(name, &DeleteParams::background())
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
             Err(e) => return Err(self.error("deleting", kind, name, e)),
@@ -268,8 +369,10 @@ impl Objects {
     /// Deletes every object (workloads first, the ConfigMap they mount last)
     /// and waits until they are gone.
     pub async fn delete(&self) -> Result<(), KubeError> {
-        self.delete_one::<CronJob>("CronJob", &self.names.dispatcher).await?;
-        self.delete_one::<CronJob>("CronJob", &self.names.reaper).await?;
+        self.delete_one::<CronJob>("CronJob", &self.names.dispatcher)
+            .await?;
+        self.delete_one::<CronJob>("CronJob", &self.names.reaper)
+            .await?;
         self.delete_one::<Deployment>("Deployment", &self.names.deployment)
             .await?;
         self.delete_one::<ConfigMap>("ConfigMap", &self.names.config_map)

@@ -5,7 +5,7 @@
 use beads_contract::{Metadata, env};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Container};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec};
 
 use super::render::{CONTAINER, Mode, Spec, split_image_ref};
 
@@ -18,17 +18,7 @@ pub struct Live {
     pub deployment: Option<Deployment>,
 }
 
-impl Live {
-    /// True when none of the objects exists.
-    pub fn is_empty(&self) -> bool {
-        self.config_map.is_none()
-            && self.dispatcher.is_none()
-            && self.reaper.is_none()
-            && self.deployment.is_none()
-    }
-}
-
-fn cron_container(cj: &CronJob) -> Option<&Container> {
+fn cron_pod(cj: &CronJob) -> Option<&PodSpec> {
     cj.spec
         .as_ref()?
         .job_template
@@ -36,7 +26,11 @@ fn cron_container(cj: &CronJob) -> Option<&Container> {
         .as_ref()?
         .template
         .spec
-        .as_ref()?
+        .as_ref()
+}
+
+fn cron_container(cj: &CronJob) -> Option<&Container> {
+    cron_pod(cj)?
         .containers
         .iter()
         .find(|c| c.name == CONTAINER)
@@ -75,7 +69,9 @@ fn drifted<T: PartialEq + Clone>(prior: &T, a: Option<T>, b: Option<T>) -> Optio
 /// prior state. `None` when every object is gone: the resource no longer exists.
 pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
     let objects_of_mode = match prior.mode {
-        Mode::CronJob => live.config_map.is_some() || live.dispatcher.is_some() || live.reaper.is_some(),
+        Mode::CronJob => {
+            live.config_map.is_some() || live.dispatcher.is_some() || live.reaper.is_some()
+        }
         Mode::Deployment => live.config_map.is_some() || live.deployment.is_some(),
     };
     if !objects_of_mode {
@@ -100,7 +96,10 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
                 }
                 // Edited into something the runner cannot read: show it on the
                 // attribute that names the database, so apply rewrites the file.
-                _ => seen.dolt.database = "(metadata.json missing or unreadable in the ConfigMap)".into(),
+                _ => {
+                    seen.dolt.database =
+                        "(metadata.json missing or unreadable in the ConfigMap)".into()
+                }
             }
         }
         None => seen.dolt.database = "(ConfigMap deleted)".into(),
@@ -110,7 +109,8 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
         Mode::CronJob => {
             let d = live.dispatcher.as_ref();
             let r = live.reaper.as_ref();
-            let schedule = |cj: Option<&CronJob>| cj.and_then(|c| c.spec.as_ref()).map(|s| s.schedule.clone());
+            let schedule =
+                |cj: Option<&CronJob>| cj.and_then(|c| c.spec.as_ref()).map(|s| s.schedule.clone());
             // A deleted CronJob shows as its schedule going missing.
             seen.dispatch_schedule = schedule(d).unwrap_or_default();
             seen.reap_schedule = schedule(r).unwrap_or_default();
@@ -121,7 +121,8 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
             if let Some(enabled) = drifted(&prior.enabled, running(d), running(r)) {
                 seen.enabled = enabled;
             }
-            let image = |cj: Option<&CronJob>| cj.and_then(cron_container).and_then(|c| c.image.clone());
+            let image =
+                |cj: Option<&CronJob>| cj.and_then(cron_container).and_then(|c| c.image.clone());
             if let Some(reference) = drifted(
                 &super::render::image_ref(&prior.image, &prior.image_tag),
                 image(d),
@@ -129,8 +130,10 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
             ) {
                 (seen.image, seen.image_tag) = split_image_ref(&reference);
             }
-            if let Some(c) = d.and_then(cron_container).or_else(|| r.and_then(cron_container)) {
-                read_env(&mut seen, c);
+            if let Some(cj) = d.filter(|c| cron_container(c).is_some()).or(r)
+                && let Some(c) = cron_container(cj)
+            {
+                read_pod(&mut seen, cron_pod(cj), c);
             }
         }
         Mode::Deployment => match &live.deployment {
@@ -141,7 +144,11 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
                     if let Some(reference) = &c.image {
                         (seen.image, seen.image_tag) = split_image_ref(reference);
                     }
-                    read_env(&mut seen, c);
+                    read_pod(
+                        &mut seen,
+                        dep.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+                        c,
+                    );
                     if let Some(v) = env_value(c, env::RUN_INTERVAL) {
                         seen.run_interval = v;
                     }
@@ -151,6 +158,21 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
         },
     }
     Some(seen)
+}
+
+/// Pull secrets and the password reference live in the pod spec and env.
+fn read_pod(seen: &mut Spec, pod: Option<&PodSpec>, c: &Container) {
+    seen.image_pull_secrets = pod
+        .and_then(|p| p.image_pull_secrets.as_ref())
+        .map(|list| list.iter().map(|r| r.name.clone()).collect())
+        .unwrap_or_default();
+    seen.dolt.password_secret = c
+        .env
+        .as_ref()
+        .and_then(|vars| vars.iter().find(|e| e.name == env::DOLT_PASSWORD))
+        .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+        .map(|r| (r.name.clone(), r.key.clone()));
+    read_env(seen, c);
 }
 
 fn read_env(seen: &mut Spec, c: &Container) {
@@ -196,9 +218,28 @@ mod tests {
         let s = spec();
         let mut l = live(&s);
         let cj = l.dispatcher.as_mut().unwrap();
-        cj.metadata.labels.get_or_insert_default().insert("policies.kyverno.io/mutated".into(), "true".into());
-        let pod = cj.spec.as_mut().unwrap().job_template.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
-        pod.dns_config = Some(serde_json::from_value(serde_json::json!({"options": [{"name": "ndots", "value": "2"}]})).unwrap());
+        cj.metadata
+            .labels
+            .get_or_insert_default()
+            .insert("policies.kyverno.io/mutated".into(), "true".into());
+        let pod = cj
+            .spec
+            .as_mut()
+            .unwrap()
+            .job_template
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap();
+        pod.dns_config = Some(
+            serde_json::from_value(
+                serde_json::json!({"options": [{"name": "ndots", "value": "2"}]}),
+            )
+            .unwrap(),
+        );
         pod.containers[0].image_pull_policy = Some("IfNotPresent".into());
         pod.containers[0].termination_message_path = Some("/dev/termination-log".into());
         assert_eq!(observe(&s, &l), Some(s));
@@ -208,7 +249,21 @@ mod tests {
     fn set_image_on_one_cron_job_shows_as_tag_drift() {
         let s = spec();
         let mut l = live(&s);
-        let pod = l.reaper.as_mut().unwrap().spec.as_mut().unwrap().job_template.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        let pod = l
+            .reaper
+            .as_mut()
+            .unwrap()
+            .spec
+            .as_mut()
+            .unwrap()
+            .job_template
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap();
         pod.containers[0].image = Some("ghcr.io/example/beads-runner:0.0.9".into());
         assert_eq!(observe(&s, &l).unwrap().image_tag, "0.0.9");
     }
@@ -217,7 +272,13 @@ mod tests {
     fn suspend_and_deletions_show_on_their_attribute() {
         let s = spec();
         let mut l = live(&s);
-        l.dispatcher.as_mut().unwrap().spec.as_mut().unwrap().suspend = Some(true);
+        l.dispatcher
+            .as_mut()
+            .unwrap()
+            .spec
+            .as_mut()
+            .unwrap()
+            .suspend = Some(true);
         assert!(!observe(&s, &l).unwrap().enabled);
         l.reaper = None;
         assert_eq!(observe(&s, &l).unwrap().reap_schedule, "");

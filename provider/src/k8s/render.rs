@@ -2,8 +2,6 @@
 //! metadata.json ConfigMap and, by mode, two CronJobs or one Deployment.
 //! Plain functions from a [`Spec`] to API objects; no I/O.
 
-use std::collections::BTreeMap;
-
 use beads_contract::{Metadata, defaults, env, labels::k8s as label};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
@@ -204,7 +202,8 @@ fn pod_spec(spec: &Spec, subcommand: &str, restart_policy: &str) -> Value {
         },
     });
     if subcommand == defaults::subcommand::RUN {
-        container["ports"] = json!([{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}]);
+        container["ports"] =
+            json!([{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}]);
         container["livenessProbe"] = json!({
             "httpGet": {"path": "/healthz", "port": "metrics"},
             "periodSeconds": 30,
@@ -310,8 +309,9 @@ pub fn deployment(spec: &Spec) -> Deployment {
 }
 
 /// The environment of the rendered runner container, as name → value
-/// (secret references shown as `secret:<name>/<key>`), for tests and docs.
-pub fn env_map(spec: &Spec) -> BTreeMap<String, String> {
+/// (secret references shown as `secret:<name>/<key>`).
+#[cfg(test)]
+pub fn env_map(spec: &Spec) -> std::collections::BTreeMap<String, String> {
     env_vars(spec)
         .into_iter()
         .filter_map(|v| {
@@ -376,11 +376,20 @@ pub(crate) mod tests {
         for (image, tag) in [
             ("ghcr.io/example/beads-runner", "0.1.0"),
             ("registry:5000/x/y", "v2"),
-            ("r/x", "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+            (
+                "r/x",
+                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ),
         ] {
-            assert_eq!(split_image_ref(&image_ref(image, tag)), (image.into(), tag.into()));
+            assert_eq!(
+                split_image_ref(&image_ref(image, tag)),
+                (image.into(), tag.into())
+            );
         }
-        assert_eq!(split_image_ref("registry:5000/x"), ("registry:5000/x".into(), "latest".into()));
+        assert_eq!(
+            split_image_ref("registry:5000/x"),
+            ("registry:5000/x".into(), "latest".into())
+        );
     }
 
     #[test]
@@ -402,12 +411,18 @@ pub(crate) mod tests {
         assert_eq!(c["args"], json!(["dispatch"]));
         assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
         assert_eq!(c["volumeMounts"][0]["mountPath"], "/etc/beads-metadata");
-        assert_eq!(pod["imagePullSecrets"], json!([{"name": "registry-credentials"}]));
+        assert_eq!(
+            pod["imagePullSecrets"],
+            json!([{"name": "registry-credentials"}])
+        );
         let envs = env_map(&s);
         assert_eq!(envs["BEADS_DOLT_PASSWORD"], "secret:dolt-beads/password");
         assert_eq!(envs["BEADBOARD_URL"], s.beadboard_url);
         let reaper = serde_json::to_value(reaper(&s)).unwrap();
-        assert_eq!(reaper["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"], json!(["reap"]));
+        assert_eq!(
+            reaper["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"],
+            json!(["reap"])
+        );
     }
 
     #[test]

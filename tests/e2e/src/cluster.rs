@@ -18,7 +18,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The stand-in API server on a free loopback port.
+    /// The stand-in API server on a free loopback port, served by the
+    /// caller's runtime: use a multi-threaded runtime, since Terraform and
+    /// kubectl are run with blocking calls while it serves them.
     pub async fn sandbox() -> anyhow::Result<Self> {
         Self::sandbox_with(beads_sandbox_apiserver::Options::default()).await
     }
@@ -44,7 +46,9 @@ impl Cluster {
 
     /// The real cluster named by [`REAL_CLUSTER_VAR`], if any.
     pub fn real() -> Option<anyhow::Result<Self>> {
-        let path = std::env::var(REAL_CLUSTER_VAR).ok().filter(|p| !p.is_empty())?;
+        let path = std::env::var(REAL_CLUSTER_VAR)
+            .ok()
+            .filter(|p| !p.is_empty())?;
         Some((|| {
             let dir = tempfile::tempdir()?;
             Ok(Cluster {
@@ -74,7 +78,12 @@ impl Cluster {
     }
 
     /// `kubectl get KIND NAME -n NS -o json`, or `None` when it does not exist.
-    pub fn get_json(&self, ns: &str, kind: &str, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
+    pub fn get_json(
+        &self,
+        ns: &str,
+        kind: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<serde_json::Value>> {
         let out = self.kubectl(&["get", kind, name, "-n", ns, "-o", "json"])?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);

@@ -81,7 +81,9 @@ pub fn run(pod: &Value, local: &Local<'_>) -> anyhow::Result<Exit> {
                 r["name"].as_str().unwrap_or_default(),
                 r["key"].as_str().unwrap_or_default()
             );
-            let value = secrets.get(&key).with_context(|| format!("no secret {key} for env {name}"))?;
+            let value = secrets
+                .get(&key)
+                .with_context(|| format!("no secret {key} for env {name}"))?;
             cmd.env(name, value);
         }
     }
@@ -94,12 +96,18 @@ pub fn run(pod: &Value, local: &Local<'_>) -> anyhow::Result<Exit> {
         .filter_map(|v| Some((v["name"].as_str()?, v)))
         .collect();
     for mount in container["volumeMounts"].as_array().into_iter().flatten() {
-        let mount_path = mount["mountPath"].as_str().context("mount without mountPath")?;
+        let mount_path = mount["mountPath"]
+            .as_str()
+            .context("mount without mountPath")?;
         let volume = volumes
             .get(mount["name"].as_str().unwrap_or_default())
             .context("volumeMount names no volume")?;
-        let cm_name = volume["configMap"]["name"].as_str().context("only ConfigMap volumes are supported")?;
-        let cm = config_maps.get(cm_name).with_context(|| format!("ConfigMap {cm_name} not found"))?;
+        let cm_name = volume["configMap"]["name"]
+            .as_str()
+            .context("only ConfigMap volumes are supported")?;
+        let cm = config_maps
+            .get(cm_name)
+            .with_context(|| format!("ConfigMap {cm_name} not found"))?;
         let dir = scratch.join(mount_path.trim_start_matches('/'));
         std::fs::create_dir_all(&dir)?;
         for (key, value) in cm["data"].as_object().into_iter().flatten() {
@@ -118,7 +126,9 @@ pub fn run(pod: &Value, local: &Local<'_>) -> anyhow::Result<Exit> {
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let out = cmd.output().with_context(|| format!("running {}", binary.display()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
     Ok(Exit {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -20,7 +20,9 @@ pub fn binaries() -> Vec<PathBuf> {
     {
         found.push(PathBuf::from(old));
     } else {
-        eprintln!("{TERRAFORM_1_0_VAR} is not set: Terraform 1.0 runs skipped (scripts/test sets it)");
+        eprintln!(
+            "{TERRAFORM_1_0_VAR} is not set: Terraform 1.0 runs skipped (scripts/test sets it)"
+        );
     }
     found
 }
@@ -70,7 +72,10 @@ impl Workspace {
         for entry in std::fs::read_dir(src)? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "tf") {
-                std::fs::copy(&path, self.dir.path().join(path.file_name().unwrap_or_default()))?;
+                std::fs::copy(
+                    &path,
+                    self.dir.path().join(path.file_name().unwrap_or_default()),
+                )?;
             }
         }
         Ok(())

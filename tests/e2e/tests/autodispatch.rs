@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
+use beads_e2e::bin_dir;
 use beads_e2e::cluster::Cluster;
 use beads_e2e::terraform::{self, Workspace};
-use beads_e2e::bin_dir;
 use serde_json::Value;
 
 /// One Terraform version against one cluster, in a fresh namespace.
@@ -32,8 +32,11 @@ impl Case {
         );
         cluster.create_namespace(&ns).unwrap();
         let mut ws = Workspace::new(terraform, &bin_dir()).unwrap();
-        ws.env("TF_VAR_kubeconfig", &cluster.kubeconfig.display().to_string())
-            .env("TF_VAR_namespace", &ns);
+        ws.env(
+            "TF_VAR_kubeconfig",
+            &cluster.kubeconfig.display().to_string(),
+        )
+        .env("TF_VAR_namespace", &ns);
         Case { cluster, ws, ns }
     }
 
@@ -113,7 +116,7 @@ where
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_plan_kill_switch_image_change_destroy() {
     each_terraform(|tf| async move {
         let c = Case::new(&tf).await;
@@ -127,7 +130,10 @@ async fn apply_plan_kill_switch_image_change_destroy() {
             let cj = c.get("cronjob", job).expect(job);
             assert_eq!(cj["spec"]["suspend"], false);
             assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
-            assert_eq!(container(&cj)["image"], "ghcr.io/example/beads-runner:0.1.0");
+            assert_eq!(
+                container(&cj)["image"],
+                "ghcr.io/example/beads-runner:0.1.0"
+            );
         }
 
         let (changes, plan) = c.ws.plan(&[]).unwrap();
@@ -136,27 +142,45 @@ async fn apply_plan_kill_switch_image_change_destroy() {
         // The kill switch, through a variable.
         let (changes, plan) = c.ws.plan(&["-var=beads_dispatcher_enabled=false"]).unwrap();
         assert!(changes);
-        assert!(plan.contains("~ enabled") && plan.contains("1 to change"), "{plan}");
+        assert!(
+            plan.contains("~ enabled") && plan.contains("1 to change"),
+            "{plan}"
+        );
         assert!(!plan.contains("must be replaced"), "{plan}");
-        c.ws.apply(&["-var=beads_dispatcher_enabled=false"]).unwrap();
+        c.ws.apply(&["-var=beads_dispatcher_enabled=false"])
+            .unwrap();
         for job in ["beads-dispatcher", "beads-reaper"] {
-            assert_eq!(c.get("cronjob", job).unwrap()["spec"]["suspend"], true, "{job}");
+            assert_eq!(
+                c.get("cronjob", job).unwrap()["spec"]["suspend"],
+                true,
+                "{job}"
+            );
         }
         let (changes, plan) = c.ws.plan(&["-var=beads_dispatcher_enabled=false"]).unwrap();
         assert!(!changes, "{plan}");
         c.ws.apply(&["-var=beads_dispatcher_enabled=true"]).unwrap();
         for job in ["beads-dispatcher", "beads-reaper"] {
-            assert_eq!(c.get("cronjob", job).unwrap()["spec"]["suspend"], false, "{job}");
+            assert_eq!(
+                c.get("cronjob", job).unwrap()["spec"]["suspend"],
+                false,
+                "{job}"
+            );
         }
 
         // Image tag changed in code: only the tag moves.
         c.config(&resource("").replace("\"0.1.0\"", "\"0.2.0\""));
         let (changes, plan) = c.ws.plan(&[]).unwrap();
         assert!(changes);
-        assert!(plan.contains(r#"~ image_tag"#) && plan.contains(r#""0.1.0" -> "0.2.0""#), "{plan}");
+        assert!(
+            plan.contains(r#"~ image_tag"#) && plan.contains(r#""0.1.0" -> "0.2.0""#),
+            "{plan}"
+        );
         c.ws.apply(&[]).unwrap();
         let cj = c.get("cronjob", "beads-reaper").unwrap();
-        assert_eq!(container(&cj)["image"], "ghcr.io/example/beads-runner:0.2.0");
+        assert_eq!(
+            container(&cj)["image"],
+            "ghcr.io/example/beads-runner:0.2.0"
+        );
 
         c.ws.ok(&["destroy", "-auto-approve", "-no-color"]).unwrap();
         assert!(c.get("cronjob", "beads-dispatcher").is_none());
@@ -166,7 +190,7 @@ async fn apply_plan_kill_switch_image_change_destroy() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_band_changes_show_as_drift_and_apply_restores_them() {
     each_terraform(|tf| async move {
         let c = Case::new(&tf).await;
@@ -226,7 +250,7 @@ async fn out_of_band_changes_show_as_drift_and_apply_restores_them() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_mutations_cause_no_diff() {
     each_terraform(|tf| async move {
         let options = beads_sandbox_apiserver::Options {
@@ -238,7 +262,10 @@ async fn webhook_mutations_cause_no_diff() {
         c.ws.apply(&[]).unwrap();
         let cj = c.get("cronjob", "beads-dispatcher").unwrap();
         let pod = beads_e2e::local_pod::cron_job_pod(&cj);
-        assert!(pod["dnsConfig"].is_object(), "the stand-in mutated the pod: {pod}");
+        assert!(
+            pod["dnsConfig"].is_object(),
+            "the stand-in mutated the pod: {pod}"
+        );
         let (changes, plan) = c.ws.plan(&[]).unwrap();
         assert!(!changes, "{plan}");
         c.ws.apply(&[]).unwrap();
@@ -247,7 +274,7 @@ async fn webhook_mutations_cause_no_diff() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_adopts_existing_objects() {
     each_terraform(|tf| async move {
         let c = Case::new(&tf).await;
@@ -256,16 +283,27 @@ async fn import_adopts_existing_objects() {
         // Forget the state, then adopt what is in the cluster.
         std::fs::remove_file(c.ws.dir.path().join("terraform.tfstate")).unwrap();
         let id = format!("{}/beads", c.ns);
-        c.ws.ok(&["import", "-no-color", "beads_autodispatch.this", &id]).unwrap();
+        c.ws.ok(&["import", "-no-color", "beads_autodispatch.this", &id])
+            .unwrap();
         let (changes, plan) = c.ws.plan(&[]).unwrap();
-        assert!(!changes, "imported objects match the configuration:\n{plan}");
-        let err = c.ws.run(&["import", "-no-color", "beads_autodispatch.other", "no-slash"]).unwrap();
+        assert!(
+            !changes,
+            "imported objects match the configuration:\n{plan}"
+        );
+        let err =
+            c.ws.run(&[
+                "import",
+                "-no-color",
+                "beads_autodispatch.other",
+                "no-slash",
+            ])
+            .unwrap();
         assert!(!err.status.success());
     })
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mode_switch_replaces_cron_jobs_with_a_deployment() {
     each_terraform(|tf| async move {
         let c = Case::new(&tf).await;
@@ -273,7 +311,10 @@ async fn mode_switch_replaces_cron_jobs_with_a_deployment() {
         c.ws.apply(&[]).unwrap();
         c.config(&resource("  mode = \"deployment\"\n"));
         let (changes, plan) = c.ws.plan(&[]).unwrap();
-        assert!(changes && plan.contains(r#"~ mode"#) && plan.contains(r#""cronjob" -> "deployment""#), "{plan}");
+        assert!(
+            changes && plan.contains(r#"~ mode"#) && plan.contains(r#""cronjob" -> "deployment""#),
+            "{plan}"
+        );
         c.ws.apply(&[]).unwrap();
         assert!(c.get("cronjob", "beads-dispatcher").is_none());
         assert!(c.get("cronjob", "beads-reaper").is_none());
@@ -281,8 +322,12 @@ async fn mode_switch_replaces_cron_jobs_with_a_deployment() {
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
         assert!(!c.ws.plan(&[]).unwrap().0);
-        c.ws.apply(&["-var=beads_dispatcher_enabled=false"]).unwrap();
-        assert_eq!(c.get("deployment", "beads-runner").unwrap()["spec"]["replicas"], 0);
+        c.ws.apply(&["-var=beads_dispatcher_enabled=false"])
+            .unwrap();
+        assert_eq!(
+            c.get("deployment", "beads-runner").unwrap()["spec"]["replicas"],
+            0
+        );
         c.config(&resource(""));
         c.ws.apply(&[]).unwrap();
         assert!(c.get("deployment", "beads-runner").is_none());
@@ -291,7 +336,7 @@ async fn mode_switch_replaces_cron_jobs_with_a_deployment() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_config_map_state_or_plan() {
     let tf = terraform::binaries().remove(0);
     let c = Case::new(&tf).await;
@@ -305,49 +350,79 @@ async fn no_secret_in_config_map_state_or_plan() {
     }
     let cj = c.get("cronjob", "beads-dispatcher").unwrap();
     let env = container(&cj)["env"].as_array().unwrap().clone();
-    let pw = env.iter().find(|e| e["name"] == "BEADS_DOLT_PASSWORD").unwrap();
+    let pw = env
+        .iter()
+        .find(|e| e["name"] == "BEADS_DOLT_PASSWORD")
+        .unwrap();
     assert_eq!(pw["valueFrom"]["secretKeyRef"]["name"], "dolt-beads");
     assert!(pw.get("value").is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn examples_and_the_stack_apply() {
     let tf = terraform::binaries().remove(0);
     let root = beads_e2e::repo_root();
-    for dir in ["examples/basic", "examples/kill-switch", "examples/pinned-digest", "examples/import", "terraform/beads-server"] {
+    for dir in [
+        "examples/basic",
+        "examples/kill-switch",
+        "examples/pinned-digest",
+        "examples/import",
+        "terraform/beads-server",
+    ] {
         let c = Case::new(&tf).await;
         c.ws.copy_from(&root.join(dir)).unwrap();
-        c.ws.ok(&["validate", "-no-color"]).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        c.ws.ok(&["validate", "-no-color"])
+            .unwrap_or_else(|e| panic!("{dir}: {e}"));
         c.ws.apply(&[]).unwrap_or_else(|e| panic!("{dir}: {e}"));
         let (changes, plan) = c.ws.plan(&[]).unwrap();
         assert!(!changes, "{dir}: {plan}");
         if dir == "terraform/beads-server" || dir == "examples/kill-switch" {
-            c.ws.apply(&["-var=beads_dispatcher_enabled=false"]).unwrap();
+            c.ws.apply(&["-var=beads_dispatcher_enabled=false"])
+                .unwrap();
             for job in ["beads-dispatcher", "beads-reaper"] {
-                assert_eq!(c.get("cronjob", job).unwrap()["spec"]["suspend"], true, "{dir} {job}");
+                assert_eq!(
+                    c.get("cronjob", job).unwrap()["spec"]["suspend"],
+                    true,
+                    "{dir} {job}"
+                );
             }
         }
         if dir == "examples/pinned-digest" {
             let cj = c.get("cronjob", "beads-dispatcher").unwrap();
-            assert!(container(&cj)["image"].as_str().unwrap().contains("@sha256:"));
+            assert!(
+                container(&cj)["image"]
+                    .as_str()
+                    .unwrap()
+                    .contains("@sha256:")
+            );
         }
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_cluster_when_given() {
     match Cluster::real() {
-        None => eprintln!("{} not set: real-cluster runs skipped", beads_e2e::cluster::REAL_CLUSTER_VAR),
+        None => eprintln!(
+            "{} not set: real-cluster runs skipped",
+            beads_e2e::cluster::REAL_CLUSTER_VAR
+        ),
         Some(cluster) => {
             let tf = terraform::binaries().remove(0);
             let c = Case::with_cluster(&tf, cluster.unwrap());
             c.config(&resource(""));
             c.ws.apply(&[]).unwrap();
             assert!(!c.ws.plan(&[]).unwrap().0);
-            c.kubectl(&["set", "image", "cronjob/beads-reaper", "runner=ghcr.io/example/beads-runner:0.0.9"]);
+            c.kubectl(&[
+                "set",
+                "image",
+                "cronjob/beads-reaper",
+                "runner=ghcr.io/example/beads-runner:0.0.9",
+            ]);
             assert!(c.ws.plan(&[]).unwrap().0);
             c.ws.ok(&["destroy", "-auto-approve", "-no-color"]).unwrap();
-            c.cluster.kubectl_ok(&["delete", "namespace", &c.ns]).unwrap();
+            c.cluster
+                .kubectl_ok(&["delete", "namespace", &c.ns])
+                .unwrap();
         }
     }
 }

@@ -11,13 +11,15 @@ use beads_e2e::local_pod::{self, Local};
 use beads_e2e::terraform::{self, Workspace};
 use beads_testkit::{BeadsDb, Seed, StubBeadBoard};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_cron_jobs_run_the_runner_against_the_database() {
     let db = BeadsDb::create().await;
     db.set_project_id("p-123").await;
     db.seed(&[
         Seed::agent("e2e-1").priority(1),
-        Seed::agent("e2e-stale").status("in_progress").updated_minutes_ago(45),
+        Seed::agent("e2e-stale")
+            .status("in_progress")
+            .updated_minutes_ago(45),
     ])
     .await;
     let board = StubBeadBoard::start().await;
@@ -62,7 +64,10 @@ resource "beads_autodispatch" "this" {{
     .unwrap();
     ws.apply(&[]).unwrap();
 
-    let cm = cluster.get_json("beads-server", "configmap", "beads-metadata").unwrap().unwrap();
+    let cm = cluster
+        .get_json("beads-server", "configmap", "beads-metadata")
+        .unwrap()
+        .unwrap();
     let config_maps = BTreeMap::from([("beads-metadata".to_string(), cm)]);
     let scratch = tempfile::tempdir().unwrap();
     let local = Local {
@@ -74,11 +79,18 @@ resource "beads_autodispatch" "this" {{
         extra_env: &[],
     };
     for job in ["beads-reaper", "beads-dispatcher"] {
-        let cj = cluster.get_json("beads-server", "cronjob", job).unwrap().unwrap();
+        let cj = cluster
+            .get_json("beads-server", "cronjob", job)
+            .unwrap()
+            .unwrap();
         let exit = local_pod::run(local_pod::cron_job_pod(&cj), &local).unwrap();
         assert_eq!(exit.code, Some(0), "{job}: {exit:?}");
         // The provider asked for JSON logs.
-        assert!(exit.stderr.lines().all(|l| l.starts_with('{')), "{job}: {}", exit.stderr);
+        assert!(
+            exit.stderr.lines().all(|l| l.starts_with('{')),
+            "{job}: {}",
+            exit.stderr
+        );
     }
     assert_eq!(board.dispatched_ids(), ["e2e-1"]);
     let b = db.bead("e2e-1").await;
@@ -86,6 +98,16 @@ resource "beads_autodispatch" "this" {{
     assert_eq!(b.note_lines().last(), Some(&"dispatched: job=job-1"));
     assert_eq!(db.bead("e2e-stale").await.status, "blocked");
     // The runner wrote its events under the actors the CronJobs imply.
-    assert!(db.events("e2e-1").await.iter().all(|e| e.actor == "beads-dispatcher"));
-    assert!(db.events("e2e-stale").await.iter().all(|e| e.actor == "beads-reaper"));
+    assert!(
+        db.events("e2e-1")
+            .await
+            .iter()
+            .all(|e| e.actor == "beads-dispatcher")
+    );
+    assert!(
+        db.events("e2e-stale")
+            .await
+            .iter()
+            .all(|e| e.actor == "beads-reaper")
+    );
 }

@@ -34,18 +34,26 @@ async fn main() {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let real_db = std::env::args().skip_while(|a| a != "--database-url").nth(1);
+    let real_db = std::env::args()
+        .skip_while(|a| a != "--database-url")
+        .nth(1);
     if std::env::args().any(|a| a == "--database-url") && real_db.is_none() {
         bail!("--database-url needs a value: mysql://user:password@host:port/database");
     }
     let bins = bin_dir();
     let runner = bins.join("beads-runner");
 
-    step(1, "starting the stand-in Kubernetes API server and a stub BeadBoard");
+    step(
+        1,
+        "starting the stand-in Kubernetes API server and a stub BeadBoard",
+    );
     let cluster = Cluster::sandbox().await?;
     cluster.create_namespace(NAMESPACE)?;
     let board = StubBeadBoard::start().await;
-    println!("      API server kubeconfig: {}", cluster.kubeconfig.display());
+    println!(
+        "      API server kubeconfig: {}",
+        cluster.kubeconfig.display()
+    );
     println!("      BeadBoard stub:        {}", board.url());
 
     step(2, "creating a beads database with sample beads");
@@ -53,11 +61,18 @@ async fn run() -> anyhow::Result<()> {
     let target = Target::new(&db, real_db.as_deref())?;
     let now = Utc::now();
     if target.real {
-        println!("      using the real database {} (the ticks below run with --dry-run)", target.database);
+        println!(
+            "      using the real database {} (the ticks below run with --dry-run)",
+            target.database
+        );
     } else {
         db.seed(&[
-            Seed::agent("qs-1").priority(1).acceptance("Uploads retry three times with backoff."),
-            Seed::agent("qs-2").priority(2).acceptance("The settings page loads in under 1s."),
+            Seed::agent("qs-1")
+                .priority(1)
+                .acceptance("Uploads retry three times with backoff."),
+            Seed::agent("qs-2")
+                .priority(2)
+                .acceptance("The settings page loads in under 1s."),
             Seed::agent("qs-3").priority(0).acceptance(""),
             Seed::agent("qs-4").assignee(Some("alice")).priority(0),
             Seed::agent("qs-5")
@@ -83,20 +98,32 @@ async fn run() -> anyhow::Result<()> {
 
     step(3, "terraform apply examples/basic against the stand-in");
     let mut ws = Workspace::new(std::path::Path::new("terraform"), &bins)?;
-    ws.env("TF_VAR_kubeconfig", &cluster.kubeconfig.display().to_string())
-        .env("TF_VAR_namespace", NAMESPACE)
-        .env("TF_VAR_beadboard_url", &board.url())
-        .env("TF_VAR_dolt_host", &target.host)
-        .env("TF_VAR_dolt_port", &target.port.to_string())
-        .env("TF_VAR_dolt_database", &target.database);
+    ws.env(
+        "TF_VAR_kubeconfig",
+        &cluster.kubeconfig.display().to_string(),
+    )
+    .env("TF_VAR_namespace", NAMESPACE)
+    .env("TF_VAR_beadboard_url", &board.url())
+    .env("TF_VAR_dolt_host", &target.host)
+    .env("TF_VAR_dolt_port", &target.port.to_string())
+    .env("TF_VAR_dolt_database", &target.database);
     ws.copy_from(&repo_root().join("examples/basic"))?;
     let applied = ws.apply(&[])?;
-    for line in applied.lines().filter(|l| l.contains("Creation complete") || l.contains("Apply complete")) {
+    for line in applied
+        .lines()
+        .filter(|l| l.contains("Creation complete") || l.contains("Apply complete"))
+    {
         println!("      {}", line.trim());
     }
-    println!("{}", indent(&cluster.kubectl_ok(&["get", "cronjobs,configmaps", "-n", NAMESPACE])?));
+    println!(
+        "{}",
+        indent(&cluster.kubectl_ok(&["get", "cronjobs,configmaps", "-n", NAMESPACE])?)
+    );
 
-    step(4, "running the reaper and the dispatcher exactly as their CronJobs specify");
+    step(
+        4,
+        "running the reaper and the dispatcher exactly as their CronJobs specify",
+    );
     let cm = cluster
         .get_json(NAMESPACE, "configmap", "beads-metadata")?
         .context("ConfigMap beads-metadata missing")?;
@@ -132,8 +159,14 @@ async fn run() -> anyhow::Result<()> {
                 println!(
                     "        {} {}{}",
                     v["outcome"].as_str().unwrap_or(""),
-                    v["fields"]["message"].as_str().or(v["message"].as_str()).unwrap_or(""),
-                    v["bead_id"].as_str().map(|b| format!(" ({b})")).unwrap_or_default()
+                    v["fields"]["message"]
+                        .as_str()
+                        .or(v["message"].as_str())
+                        .unwrap_or(""),
+                    v["bead_id"]
+                        .as_str()
+                        .map(|b| format!(" ({b})"))
+                        .unwrap_or_default()
                 );
             }
         }
@@ -141,7 +174,10 @@ async fn run() -> anyhow::Result<()> {
             bail!("{job} exited {:?}:\n{}", exit.code, exit.stderr);
         }
     }
-    println!("      BeadBoard received dispatches for: {:?}", board.dispatched_ids());
+    println!(
+        "      BeadBoard received dispatches for: {:?}",
+        board.dispatched_ids()
+    );
 
     step(5, "the beads after one reaper and one dispatcher tick");
     if !target.real {
@@ -159,7 +195,10 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
-    step(6, "kill switch: terraform apply -var=beads_dispatcher_enabled=false");
+    step(
+        6,
+        "kill switch: terraform apply -var=beads_dispatcher_enabled=false",
+    );
     ws.write(
         "kill_switch.tf",
         "variable \"beads_dispatcher_enabled\" {\n  type    = bool\n  default = true\n}\n",
@@ -173,24 +212,36 @@ async fn run() -> anyhow::Result<()> {
     if !changes {
         bail!("the kill switch planned no change:\n{plan}");
     }
-    for line in plan.lines().filter(|l| l.contains("enabled") || l.contains("Plan:")) {
+    for line in plan
+        .lines()
+        .filter(|l| l.contains("enabled") || l.contains("Plan:"))
+    {
         println!("      {}", line.trim_end());
     }
     ws.apply(&["-var=beads_dispatcher_enabled=false"])?;
     let listing = cluster.kubectl_ok(&["get", "cronjobs", "-n", NAMESPACE])?;
     println!("{}", indent(&listing));
     for job in ["beads-dispatcher", "beads-reaper"] {
-        let cj = cluster.get_json(NAMESPACE, "cronjob", job)?.context("CronJob gone")?;
+        let cj = cluster
+            .get_json(NAMESPACE, "cronjob", job)?
+            .context("CronJob gone")?;
         if cj["spec"]["suspend"] != true {
             bail!("{job} is not suspended");
         }
     }
 
     step(7, "cleaning up (terraform destroy, stopping the servers)");
-    ws.ok(&["destroy", "-auto-approve", "-no-color", "-var=beads_dispatcher_enabled=false"])?;
+    ws.ok(&[
+        "destroy",
+        "-auto-approve",
+        "-no-color",
+        "-var=beads_dispatcher_enabled=false",
+    ])?;
     drop(board);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    println!("\nDone: qs-1 dispatched once, the stale qs-5 blocked, both CronJobs suspended by the kill switch.");
+    println!(
+        "\nDone: qs-1 dispatched once, the stale qs-5 blocked, both CronJobs suspended by the kill switch."
+    );
     Ok(())
 }
 
@@ -218,7 +269,9 @@ impl Target {
         let opts = mysql_async::Opts::from_url(url).context("--database-url")?;
         let database = opts
             .db_name()
-            .context("--database-url must name the database: mysql://user:password@host:port/database")?
+            .context(
+                "--database-url must name the database: mysql://user:password@host:port/database",
+            )?
             .to_string();
         let mut env = Vec::new();
         if let Some(user) = opts.user() {
@@ -240,7 +293,12 @@ impl Target {
 async fn show(db: &BeadsDb, when: &str) {
     println!("      beads {when}:");
     for b in db.beads().await {
-        println!("        {:<5} {:<12} {}", b.id, b.status, b.assignee.as_deref().unwrap_or("-"));
+        println!(
+            "        {:<5} {:<12} {}",
+            b.id,
+            b.status,
+            b.assignee.as_deref().unwrap_or("-")
+        );
         for line in b.note_lines() {
             println!("                           | {line}");
         }
@@ -248,5 +306,8 @@ async fn show(db: &BeadsDb, when: &str) {
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
