@@ -31,15 +31,25 @@ pub fn binaries() -> Vec<PathBuf> {
 /// Terraform at the provider binary built by cargo.
 pub struct Workspace {
     pub terraform: PathBuf,
-    pub dir: tempfile::TempDir,
+    /// The configuration directory (`main.tf`, `terraform.tfstate`).
+    pub work: PathBuf,
+    dir: tempfile::TempDir,
     cli_config: PathBuf,
     env: Vec<(String, String)>,
 }
 
 impl Workspace {
-    /// A workspace for `terraform`, with the provider from `provider_dir`.
-    pub fn new(terraform: &Path, provider_dir: &Path) -> anyhow::Result<Self> {
+    /// A workspace for `terraform`, with the provider built in `bin_dir`.
+    pub fn new(terraform: &Path, bin_dir: &Path) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
+        // A directory holding only the provider: target/debug also has files
+        // like terraform-provider-beads.d that Terraform could pick up.
+        let provider_dir = dir.path().join("plugins");
+        std::fs::create_dir(&provider_dir)?;
+        std::os::unix::fs::symlink(
+            bin_dir.join("terraform-provider-beads"),
+            provider_dir.join("terraform-provider-beads"),
+        )?;
         let cli_config = dir.path().join("terraform.rc");
         std::fs::write(
             &cli_config,
@@ -48,8 +58,11 @@ impl Workspace {
                 provider_dir.display()
             ),
         )?;
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work)?;
         Ok(Workspace {
             terraform: terraform.to_path_buf(),
+            work,
             dir,
             cli_config,
             env: Vec::new(),
@@ -64,7 +77,7 @@ impl Workspace {
 
     /// Writes `main.tf` (or any file).
     pub fn write(&self, name: &str, text: &str) -> anyhow::Result<()> {
-        std::fs::write(self.dir.path().join(name), text).with_context(|| format!("writing {name}"))
+        std::fs::write(self.work.join(name), text).with_context(|| format!("writing {name}"))
     }
 
     /// Copies every `.tf` file of a directory (an example or a stack) in.
@@ -72,10 +85,7 @@ impl Workspace {
         for entry in std::fs::read_dir(src)? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "tf") {
-                std::fs::copy(
-                    &path,
-                    self.dir.path().join(path.file_name().unwrap_or_default()),
-                )?;
+                std::fs::copy(&path, self.work.join(path.file_name().unwrap_or_default()))?;
             }
         }
         Ok(())
@@ -84,12 +94,16 @@ impl Workspace {
     /// Runs `terraform <args>` with no color and no prompts.
     pub fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
         let mut cmd = std::process::Command::new(&self.terraform);
-        cmd.current_dir(self.dir.path())
+        cmd.current_dir(&self.work)
             .args(args)
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
             .env("TF_IN_AUTOMATION", "1")
             .env("CHECKPOINT_DISABLE", "1")
-            .env("TF_INPUT", "0");
+            .env("TF_INPUT", "0")
+            .env_remove("TF_LOG")
+            .env_remove("TF_LOG_PROVIDER")
+            .env_remove("TF_REATTACH_PROVIDERS")
+            .stdin(std::process::Stdio::null());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -281,7 +281,7 @@ async fn import_adopts_existing_objects() {
         c.config(&resource(""));
         c.ws.apply(&[]).unwrap();
         // Forget the state, then adopt what is in the cluster.
-        std::fs::remove_file(c.ws.dir.path().join("terraform.tfstate")).unwrap();
+        std::fs::remove_file(c.ws.work.join("terraform.tfstate")).unwrap();
         let id = format!("{}/beads", c.ns);
         c.ws.ok(&["import", "-no-color", "beads_autodispatch.this", &id])
             .unwrap();
@@ -343,7 +343,7 @@ async fn no_secret_in_config_map_state_or_plan() {
     c.config(&resource(""));
     let (_, plan) = c.ws.plan(&[]).unwrap();
     c.ws.apply(&[]).unwrap();
-    let state = std::fs::read_to_string(c.ws.dir.path().join("terraform.tfstate")).unwrap();
+    let state = std::fs::read_to_string(c.ws.work.join("terraform.tfstate")).unwrap();
     let cm = c.get("configmap", "beads-metadata").unwrap().to_string();
     for text in [&plan, &state, &cm] {
         assert!(!text.to_lowercase().contains("\"password\":"), "{text}");

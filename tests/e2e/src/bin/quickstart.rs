@@ -203,7 +203,7 @@ async fn run() -> anyhow::Result<()> {
         "kill_switch.tf",
         "variable \"beads_dispatcher_enabled\" {\n  type    = bool\n  default = true\n}\n",
     )?;
-    let main_tf = std::fs::read_to_string(ws.dir.path().join("main.tf"))?.replace(
+    let main_tf = std::fs::read_to_string(ws.work.join("main.tf"))?.replace(
         "  namespace     = var.namespace\n",
         "  namespace     = var.namespace\n  enabled       = var.beads_dispatcher_enabled\n",
     );
