@@ -156,18 +156,11 @@ async fn run() -> anyhow::Result<()> {
         }
         for line in exit.stderr.lines() {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                println!(
-                    "        {} {}{}",
-                    v["outcome"].as_str().unwrap_or(""),
-                    v["fields"]["message"]
-                        .as_str()
-                        .or(v["message"].as_str())
-                        .unwrap_or(""),
-                    v["bead_id"]
-                        .as_str()
-                        .map(|b| format!(" ({b})"))
-                        .unwrap_or_default()
-                );
+                let outcome = v["outcome"].as_str().unwrap_or("");
+                let message = v["message"].as_str().unwrap_or("");
+                let bead = v["bead_id"].as_str().unwrap_or("");
+                let detail = if message == outcome { "" } else { message };
+                println!("        {outcome:<14} {bead:<6} {detail}");
             }
         }
         if exit.code != Some(0) {
