@@ -33,7 +33,8 @@ pub struct Workspace {
     pub terraform: PathBuf,
     /// The configuration directory (`main.tf`, `terraform.tfstate`).
     pub work: PathBuf,
-    dir: tempfile::TempDir,
+    /// Holds the CLI config, the provider link and `work`; removed on drop.
+    _dir: tempfile::TempDir,
     cli_config: PathBuf,
     env: Vec<(String, String)>,
 }
@@ -63,7 +64,7 @@ impl Workspace {
         Ok(Workspace {
             terraform: terraform.to_path_buf(),
             work,
-            dir,
+            _dir: dir,
             cli_config,
             env: Vec::new(),
         })
