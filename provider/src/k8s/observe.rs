@@ -55,13 +55,30 @@ fn env_value(c: &Container, name: &str) -> Option<String> {
         .and_then(|e| e.value.clone())
 }
 
-/// Of two observations that should agree, the one that differs from what
-/// the state says, so that a change to either object shows in the plan.
-fn drifted<T: PartialEq + Clone>(prior: &T, a: Option<T>, b: Option<T>) -> Option<T> {
+/// A flag both CronJobs should agree on. When they do not, the value that
+/// differs from the state, so the plan shows a change until apply aligns them.
+fn drifted(prior: bool, a: Option<bool>, b: Option<bool>) -> Option<bool> {
     match (a, b) {
-        (Some(a), _) if a != *prior => Some(a),
-        (_, Some(b)) => Some(b),
-        (a, None) => a,
+        (Some(a), Some(b)) if a != b => Some(!prior),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The image both CronJobs run. When they differ, each field that differs
+/// names both values (`0.2.0 (dispatcher) / 0.1.0 (reaper)`): no
+/// configuration can equal that, so the plan shows it until apply aligns
+/// them, however often the state is refreshed.
+fn agreed(d: Option<(String, String)>, r: Option<(String, String)>) -> Option<(String, String)> {
+    let both = |a: String, b: String| {
+        if a == b {
+            a
+        } else {
+            format!("{a} (dispatcher) / {b} (reaper)")
+        }
+    };
+    match (d, r) {
+        (Some((di, dt)), Some((ri, rt))) => Some((both(di, ri), both(dt, rt))),
+        (one, other) => one.or(other),
     }
 }
 
@@ -118,17 +135,16 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
                 cj.and_then(|c| c.spec.as_ref())
                     .map(|s| !s.suspend.unwrap_or(false))
             };
-            if let Some(enabled) = drifted(&prior.enabled, running(d), running(r)) {
+            if let Some(enabled) = drifted(prior.enabled, running(d), running(r)) {
                 seen.enabled = enabled;
             }
-            let image =
-                |cj: Option<&CronJob>| cj.and_then(cron_container).and_then(|c| c.image.clone());
-            if let Some(reference) = drifted(
-                &super::render::image_ref(&prior.image, &prior.image_tag),
-                image(d),
-                image(r),
-            ) {
-                (seen.image, seen.image_tag) = split_image_ref(&reference);
+            let image = |cj: Option<&CronJob>| {
+                cj.and_then(cron_container)
+                    .and_then(|c| c.image.as_deref())
+                    .map(split_image_ref)
+            };
+            if let Some((repository, tag)) = agreed(image(d), image(r)) {
+                (seen.image, seen.image_tag) = (repository, tag);
             }
             if let Some(cj) = d.filter(|c| cron_container(c).is_some()).or(r)
                 && let Some(c) = cron_container(cj)
@@ -265,7 +281,10 @@ mod tests {
             .as_mut()
             .unwrap();
         pod.containers[0].image = Some("ghcr.io/example/beads-runner:0.0.9".into());
-        assert_eq!(observe(&s, &l).unwrap().image_tag, "0.0.9");
+        assert_eq!(
+            observe(&s, &l).unwrap().image_tag,
+            "0.1.0 (dispatcher) / 0.0.9 (reaper)"
+        );
     }
 
     #[test]

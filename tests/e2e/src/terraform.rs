@@ -92,8 +92,8 @@ impl Workspace {
         Ok(())
     }
 
-    /// Runs `terraform <args>` with no color and no prompts.
-    pub fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
+    /// `terraform <args>`, configured (CLI config, env, no prompts), not started.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.terraform);
         cmd.current_dir(&self.work)
             .args(args)
@@ -108,7 +108,13 @@ impl Workspace {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.output()
+        cmd
+    }
+
+    /// Runs `terraform <args>`.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
+        self.command(args)
+            .output()
             .with_context(|| format!("running {} {}", self.terraform.display(), args.join(" ")))
     }
 

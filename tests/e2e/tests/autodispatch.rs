@@ -201,7 +201,10 @@ async fn out_of_band_changes_show_as_drift_and_apply_restores_them() {
         c.kubectl(&["set", "image", "cronjob/beads-reaper", "runner=ghcr.io/example/beads-runner:0.0.9"]);
         let (changes, plan) = c.ws.plan(&[]).unwrap();
         assert!(changes, "set image must show");
-        assert!(plan.contains(r#""0.0.9" -> "0.1.0""#), "{plan}");
+        assert!(
+            plan.contains(r#""0.1.0 (dispatcher) / 0.0.9 (reaper)" -> "0.1.0""#),
+            "{plan}"
+        );
         assert!(plan.contains("updated in-place") && plan.contains("1 to change"), "{plan}");
         c.ws.apply(&[]).unwrap();
         let cj = c.get("cronjob", "beads-reaper").unwrap();

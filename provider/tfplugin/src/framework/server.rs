@@ -585,17 +585,7 @@ impl ProviderService {
         };
         let new = match result {
             Ok(v) => v,
-            // A failed create saves nothing; a failed update keeps the prior state.
-            Err(d) => {
-                return (
-                    if prior.is_null() {
-                        None
-                    } else {
-                        req.prior_state.clone()
-                    },
-                    d,
-                );
-            }
+            Err(d) => return self.after_failed_apply(e, &ctx, req, &planned, d).await,
         };
         let mut diags = Diagnostics::new();
         if new.is_null() {
@@ -613,6 +603,70 @@ impl ProviderService {
                 (req.prior_state.clone(), diags)
             }
         }
+    }
+}
+
+impl ProviderService {
+    /// A create or update that failed halfway may have changed part of the
+    /// remote object. The state must say what exists, so the object is read
+    /// back (with the plan's unknowns as nulls): whatever read reports is
+    /// saved along with the error, and the next plan shows the difference.
+    /// When read finds nothing, a failed create saves nothing and a failed
+    /// update keeps the prior state.
+    async fn after_failed_apply(
+        &self,
+        e: &Entry,
+        ctx: &Ctx,
+        req: &pb::apply_resource_change::Request,
+        planned: &Value,
+        mut diags: Diagnostics,
+    ) -> (Option<pb::DynamicValue>, Diagnostics) {
+        let fallback = if req
+            .prior_state
+            .as_ref()
+            .is_some_and(|p| !p.msgpack.is_empty() || !p.json.is_empty())
+        {
+            req.prior_state.clone()
+        } else {
+            None
+        };
+        let probe = unknowns_to_null(planned);
+        match self.guarded(e.resource.read(ctx, &probe)).await {
+            Ok(v) if !v.is_null() => match encode(&v, &e.ty, "state after a failed apply") {
+                Ok(dv) => (Some(dv), diags),
+                Err(d) => {
+                    diags.extend(d);
+                    (fallback, diags)
+                }
+            },
+            Ok(_) => (None, diags),
+            Err(d) => {
+                diags.extend(d);
+                (fallback, diags)
+            }
+        }
+    }
+}
+
+/// The value with every unknown replaced by null.
+fn unknowns_to_null(v: &Value) -> Value {
+    match v {
+        Value::Unknown => Value::Null,
+        Value::List(xs) => Value::List(xs.iter().map(unknowns_to_null).collect()),
+        Value::Set(xs) => Value::Set(xs.iter().map(unknowns_to_null).collect()),
+        Value::Tuple(xs) => Value::Tuple(xs.iter().map(unknowns_to_null).collect()),
+        Value::Map(m) => Value::Map(
+            m.iter()
+                .map(|(k, x)| (k.clone(), unknowns_to_null(x)))
+                .collect(),
+        ),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), unknowns_to_null(x)))
+                .collect(),
+        ),
+        Value::Dynamic(t, x) => Value::Dynamic(t.clone(), Box::new(unknowns_to_null(x))),
+        other => other.clone(),
     }
 }
 

@@ -1,0 +1,192 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+//! The provider when the API server fails halfway through an apply, and
+//! when Terraform is interrupted: the state says what exists, and the next
+//! apply converges.
+
+use std::time::Duration;
+
+use beads_e2e::cluster::Cluster;
+use beads_e2e::terraform::{self, Workspace};
+use beads_sandbox_apiserver::Fault;
+
+fn main_tf(kubeconfig: &str, tag: &str) -> String {
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    beads = {{ source = "{source}" }}
+  }}
+}}
+provider "beads" {{
+  config_path = "{kubeconfig}"
+}}
+resource "beads_autodispatch" "this" {{
+  namespace     = "beads-server"
+  image         = "ghcr.io/example/beads-runner"
+  image_tag     = "{tag}"
+  beadboard_url = "http://beadboard.beads-server.svc.cluster.local"
+  dolt {{
+    host     = "dolt.beads-server.svc.cluster.local"
+    database = "code"
+  }}
+}}
+"#,
+        source = terraform::SOURCE
+    )
+}
+
+fn fail_once(verb: &str, resource: &str, name: &str, delay_ms: Option<u64>) -> Fault {
+    serde_json::from_value(serde_json::json!({
+        "verb": verb, "resource": resource, "name": name, "status": 500, "times": 1,
+        "message": "injected failure", "delay_ms": delay_ms,
+    }))
+    .unwrap()
+}
+
+async fn setup() -> (Cluster, Workspace) {
+    let cluster = Cluster::sandbox().await.unwrap();
+    cluster.create_namespace("beads-server").unwrap();
+    let tf = terraform::binaries().remove(0);
+    let ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
+    (cluster, ws)
+}
+
+fn image(cluster: &Cluster, job: &str) -> String {
+    let cj = cluster
+        .get_json("beads-server", "cronjob", job)
+        .unwrap()
+        .unwrap();
+    beads_e2e::local_pod::cron_job_container(&cj)["image"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_failing_at_the_second_object_records_what_exists_and_converges() {
+    let (cluster, ws) = setup().await;
+    let kc = cluster.kubeconfig.display().to_string();
+    ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
+    let sandbox = cluster.sandbox.as_ref().unwrap();
+    sandbox.inject_fault(fail_once("apply", "cronjobs", "beads-dispatcher", None));
+
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
+    let text = terraform::text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("CronJob beads-server/beads-dispatcher") && text.contains("injected failure"),
+        "{text}"
+    );
+    // The ConfigMap exists, so the state holds the resource (tainted).
+    assert!(
+        cluster
+            .get_json("beads-server", "configmap", "beads-metadata")
+            .unwrap()
+            .is_some()
+    );
+    let listed = ws.ok(&["state", "list"]).unwrap();
+    assert!(listed.contains("beads_autodispatch.this"), "{listed}");
+
+    let (changes, plan) = ws.plan(&[]).unwrap();
+    assert!(changes, "{plan}");
+    ws.apply(&[]).unwrap();
+    let (changes, plan) = ws.plan(&[]).unwrap();
+    assert!(!changes, "converged:\n{plan}");
+    assert_eq!(
+        image(&cluster, "beads-reaper"),
+        "ghcr.io/example/beads-runner:0.1.0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_failing_at_the_second_cron_job_shows_the_rest_next_plan() {
+    let (cluster, ws) = setup().await;
+    let kc = cluster.kubeconfig.display().to_string();
+    ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
+    ws.apply(&[]).unwrap();
+
+    ws.write("main.tf", &main_tf(&kc, "0.2.0")).unwrap();
+    cluster.sandbox.as_ref().unwrap().inject_fault(fail_once(
+        "apply",
+        "cronjobs",
+        "beads-reaper",
+        None,
+    ));
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
+    assert!(!out.status.success());
+    assert!(terraform::text(&out).contains("CronJob beads-server/beads-reaper"));
+    assert_eq!(
+        image(&cluster, "beads-dispatcher"),
+        "ghcr.io/example/beads-runner:0.2.0"
+    );
+    assert_eq!(
+        image(&cluster, "beads-reaper"),
+        "ghcr.io/example/beads-runner:0.1.0"
+    );
+
+    // The state says what exists; the plan shows what is left to do.
+    let state = ws.state_json().unwrap();
+    let tag = &state["values"]["root_module"]["resources"][0]["values"]["image_tag"];
+    assert_eq!(tag, "0.2.0 (dispatcher) / 0.1.0 (reaper)", "{state}");
+    let (changes, plan) = ws.plan(&[]).unwrap();
+    assert!(
+        changes && plan.contains(r#""0.2.0 (dispatcher) / 0.1.0 (reaper)" -> "0.2.0""#),
+        "{plan}"
+    );
+    ws.apply(&[]).unwrap();
+    assert_eq!(
+        image(&cluster, "beads-reaper"),
+        "ghcr.io/example/beads-runner:0.2.0"
+    );
+    assert!(!ws.plan(&[]).unwrap().0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_apply_is_fixed_by_the_next_apply() {
+    let (cluster, ws) = setup().await;
+    let kc = cluster.kubeconfig.display().to_string();
+    ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
+    // The reaper's write hangs for a while: Terraform is interrupted meanwhile.
+    let mut slow: Fault = fail_once("apply", "cronjobs", "beads-reaper", Some(20_000));
+    slow.status = 500;
+    cluster.sandbox.as_ref().unwrap().inject_fault(slow);
+
+    let child = ws
+        .command(&["apply", "-auto-approve", "-no-color"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the dispatcher exists (the reaper's write is hanging), then SIGINT.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while cluster
+        .get_json("beads-server", "cronjob", "beads-dispatcher")
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply never reached the dispatcher"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success(), "{}", terraform::text(&out));
+
+    cluster.sandbox.as_ref().unwrap().clear_faults();
+    ws.apply(&[]).unwrap();
+    let (changes, plan) = ws.plan(&[]).unwrap();
+    assert!(!changes, "{plan}");
+    assert_eq!(
+        image(&cluster, "beads-reaper"),
+        "ghcr.io/example/beads-runner:0.1.0"
+    );
+}
