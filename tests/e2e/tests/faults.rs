@@ -190,3 +190,44 @@ async fn interrupted_apply_is_fixed_by_the_next_apply() {
         "ghcr.io/example/beads-runner:0.1.0"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_name_the_object_and_the_cause() {
+    let (cluster, ws) = setup().await;
+    let kc = cluster.kubeconfig.display().to_string();
+    // 404: the namespace does not exist.
+    ws.write(
+        "main.tf",
+        &main_tf(&kc, "0.1.0").replace("\"beads-server\"", "\"no-such-ns\""),
+    )
+    .unwrap();
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
+    // Terraform wraps long details; compare with whitespace collapsed.
+    let text = one_line(&terraform::text(&out));
+    assert!(!out.status.success());
+    assert!(
+        text.contains("applying ConfigMap no-such-ns/beads-metadata: namespaces \"no-such-ns\" not found (404 NotFound)"),
+        "{text}"
+    );
+
+    ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
+    let sandbox = cluster.sandbox.as_ref().unwrap();
+    for (status, expect) in [(403, "403"), (409, "409"), (422, "422")] {
+        let mut fault = fail_once("apply", "configmaps", "beads-metadata", None);
+        fault.status = status;
+        sandbox.inject_fault(fault);
+        let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
+        let text = one_line(&terraform::text(&out));
+        assert!(!out.status.success(), "{status}: {text}");
+        assert!(
+            text.contains("ConfigMap beads-server/beads-metadata") && text.contains(expect),
+            "{status}: {text}"
+        );
+    }
+    ws.apply(&[]).unwrap();
+    assert!(!ws.plan(&[]).unwrap().0);
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
