@@ -256,3 +256,37 @@ async fn soak_eight_runners_over_500_beads_with_random_failures() {
         "{counts:?}"
     );
 }
+
+#[tokio::test]
+async fn server_restarted_between_ticks_the_next_tick_recovers() {
+    let server = beads_testkit::PrivateServer::start();
+    let db = beads_testkit::BeadsDb::create_on(&server.url).await;
+    let board = beads_testkit::StubBeadBoard::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let metadata = dir.path().join("metadata.json");
+    std::fs::write(&metadata, db.metadata_json(None)).unwrap();
+    db.seed(&[Seed::agent("r1"), Seed::agent("r2").priority(3)])
+        .await;
+    let run = |vars: Vec<(&'static str, String)>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_beads-runner"));
+        cmd.env_clear()
+            .env("BEADS_METADATA", &metadata)
+            .env("BEADBOARD_URL", board.url())
+            .envs(vars)
+            .arg("dispatch");
+        cmd.output()
+    };
+    let first = run(vec![]).await.unwrap();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    server.restart();
+    // The bead in flight counts against max_in_flight 1: allow two.
+    let second = run(vec![("BEADS_MAX_IN_FLIGHT", "2".into())])
+        .await
+        .unwrap();
+    assert_eq!(second.status.code(), Some(0), "{second:?}");
+    assert_eq!(board.dispatched_ids(), ["r1", "r2"]);
+    assert_eq!(
+        db.bead("r2").await.note_lines().last(),
+        Some(&"dispatched: job=job-2")
+    );
+}

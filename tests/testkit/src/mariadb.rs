@@ -26,6 +26,65 @@ pub fn server_url() -> String {
     })
 }
 
+/// A MariaDB server of one test's own (for restarting it), started and
+/// stopped with `scripts/mariadb-throwaway`.
+pub struct PrivateServer {
+    /// `mysql://root@127.0.0.1:PORT`
+    pub url: String,
+    dir: String,
+}
+
+fn throwaway_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mariadb-throwaway")
+}
+
+fn run_script(args: &[&str]) -> String {
+    let out = std::process::Command::new(throwaway_script())
+        .args(args)
+        .output()
+        .expect("run scripts/mariadb-throwaway");
+    assert!(
+        out.status.success(),
+        "mariadb-throwaway {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl PrivateServer {
+    /// Starts a fresh server on a free port.
+    pub fn start() -> Self {
+        let exports = run_script(&["start"]);
+        let value = |name: &str| {
+            exports
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!("export {name}='"))?
+                        .strip_suffix('\'')
+                })
+                .map(String::from)
+                .unwrap_or_else(|| panic!("no {name} in {exports}"))
+        };
+        PrivateServer {
+            url: value("BEADS_TEST_MYSQL_URL"),
+            dir: value("BEADS_TEST_MARIADB_DIR"),
+        }
+    }
+
+    /// Stops the server and starts it again on the same port and data.
+    pub fn restart(&self) {
+        run_script(&["restart", &self.dir]);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(throwaway_script())
+            .args(["stop", &self.dir])
+            .output();
+    }
+}
+
 /// A bead to insert.
 #[derive(Debug, Clone)]
 pub struct Seed {
@@ -138,10 +197,14 @@ pub struct BeadsDb {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl BeadsDb {
-    /// Creates `beads_test_<pid>_<n>` with the beads schema.
+    /// Creates `beads_test_<pid>_<n>` with the beads schema on the suite's server.
     pub async fn create() -> Self {
-        let base = server_url();
-        let opts = Opts::from_url(&base).expect("BEADS_TEST_MYSQL_URL is a mysql:// URL");
+        Self::create_on(&server_url()).await
+    }
+
+    /// Creates a beads database on the server at `base` (`mysql://root@host:port`).
+    pub async fn create_on(base: &str) -> Self {
+        let opts = Opts::from_url(base).expect("a mysql:// URL");
         let host = opts.ip_or_hostname().to_string();
         let port = opts.tcp_port();
         let user = opts.user().unwrap_or("root").to_string();
