@@ -214,6 +214,18 @@ mod tests {
     use super::super::render::{self, tests::spec};
     use super::*;
 
+    fn pod_mut(cj: &mut CronJob) -> &mut PodSpec {
+        let job = cj
+            .spec
+            .as_mut()
+            .unwrap()
+            .job_template
+            .spec
+            .as_mut()
+            .unwrap();
+        job.template.spec.as_mut().unwrap()
+    }
+
     fn live(s: &Spec) -> Live {
         Live {
             config_map: Some(render::config_map(s)),
@@ -238,18 +250,7 @@ mod tests {
             .labels
             .get_or_insert_default()
             .insert("policies.kyverno.io/mutated".into(), "true".into());
-        let pod = cj
-            .spec
-            .as_mut()
-            .unwrap()
-            .job_template
-            .spec
-            .as_mut()
-            .unwrap()
-            .template
-            .spec
-            .as_mut()
-            .unwrap();
+        let pod = pod_mut(cj);
         pod.dns_config = Some(
             serde_json::from_value(
                 serde_json::json!({"options": [{"name": "ndots", "value": "2"}]}),
@@ -265,21 +266,7 @@ mod tests {
     fn set_image_on_one_cron_job_shows_as_tag_drift() {
         let s = spec();
         let mut l = live(&s);
-        let pod = l
-            .reaper
-            .as_mut()
-            .unwrap()
-            .spec
-            .as_mut()
-            .unwrap()
-            .job_template
-            .spec
-            .as_mut()
-            .unwrap()
-            .template
-            .spec
-            .as_mut()
-            .unwrap();
+        let pod = pod_mut(l.reaper.as_mut().unwrap());
         pod.containers[0].image = Some("ghcr.io/example/beads-runner:0.0.9".into());
         assert_eq!(
             observe(&s, &l).unwrap().image_tag,
