@@ -18,8 +18,10 @@ use crate::config::DbConfig;
 use crate::decide::{Candidate, InProgress, status};
 use beads_contract::labels;
 
-/// Attempts of a write that keeps losing races before giving up.
-const WRITE_ATTEMPTS: u32 = 5;
+/// Retries of a claim that keeps losing races before moving to the next bead.
+const CLAIM_RETRIES: u32 = 5;
+/// Retries of any other write: these record outcomes, so they try harder.
+const WRITE_RETRIES: u32 = 20;
 
 /// How long to wait for a connection (bd's DSN uses a 5 s connect timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -559,10 +561,21 @@ impl Store {
             match self.write_tx(&mut conn, target, &decide).await {
                 // A deadlock or merge conflict rolled the whole transaction
                 // back; trying again decides afresh on the row as it is now.
-                Err(e) if e.is_lost_race() && attempt < WRITE_ATTEMPTS => {
+                Err(e)
+                    if e.is_lost_race()
+                        && attempt
+                            < if cap.is_some() {
+                                CLAIM_RETRIES
+                            } else {
+                                WRITE_RETRIES
+                            } =>
+                {
                     attempt += 1;
                     tracing::debug!(bead_id = id, error = %e, attempt, "write raced another writer; retrying");
-                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+                    // Growing, jittered pauses so racing runners fall out of step.
+                    let jitter = u64::from(Utc::now().timestamp_subsec_micros() % 20);
+                    let pause = (10 * u64::from(attempt)).min(200) + jitter;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
                 // A claim that keeps losing simply goes to the next bead.
                 Err(e) if e.is_lost_race() && cap.is_some() => {
