@@ -15,7 +15,10 @@ pub fn repo_root() -> std::path::PathBuf {
         .to_path_buf()
 }
 
-/// Directory of the workspace's built binaries (`target/debug`).
+/// Directory of the workspace's built binaries (`target/debug`). The tests
+/// run `beads-runner` and `terraform-provider-beads` from there, which cargo
+/// does not rebuild for this crate: `scripts/test` builds the whole
+/// workspace first (`cargo build --workspace --all-targets`).
 pub fn bin_dir() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/debug/deps/<test> or target/debug/<bin>
