@@ -265,13 +265,19 @@ impl Objects {
             .map_err(|e| self.error("reading", kind, name, e))
     }
 
-    /// Reads every object the resource may own.
+    /// Reads every object the resource may own, the four requests at once.
     pub async fn read(&self) -> Result<Live, KubeError> {
+        let (config_map, dispatcher, reaper, deployment) = futures::try_join!(
+            self.get("ConfigMap", &self.names.config_map),
+            self.get("CronJob", &self.names.dispatcher),
+            self.get("CronJob", &self.names.reaper),
+            self.get("Deployment", &self.names.deployment),
+        )?;
         Ok(Live {
-            config_map: self.get("ConfigMap", &self.names.config_map).await?,
-            dispatcher: self.get("CronJob", &self.names.dispatcher).await?,
-            reaper: self.get("CronJob", &self.names.reaper).await?,
-            deployment: self.get("Deployment", &self.names.deployment).await?,
+            config_map,
+            dispatcher,
+            reaper,
+            deployment,
         })
     }
 
