@@ -56,7 +56,14 @@ async fn run() -> anyhow::Result<()> {
     );
     println!("      BeadBoard stub:        {}", board.url());
 
-    step(2, "creating a beads database with sample beads");
+    step(
+        2,
+        if real_db.is_some() {
+            "connecting to the given beads database"
+        } else {
+            "creating a beads database with sample beads"
+        },
+    );
     let db = BeadsDb::create().await;
     let target = Target::new(&db, real_db.as_deref())?;
     let now = Utc::now();
