@@ -229,37 +229,40 @@ impl DispatchTick<'_> {
                 );
             }
             Err(failure) => {
-                let (new_status, lines) = decide::after_failure(&before.notes, failure);
-                self.store
-                    .write(id, self.actor, Utc::now(), |bead| {
-                        (bead.status == status::IN_PROGRESS).then(|| Change {
-                            status: Some(new_status),
-                            notes: lines.clone(),
-                        })
-                    })
-                    .await?;
+                let new_status = self.roll_back(id, &before.notes, failure).await?;
                 tracing::warn!(bead_id = id, outcome = "dispatch_failed", status = new_status, error = %failure.note(), "dispatch failed; claim rolled back");
             }
         }
         Ok(Claim::Sent(result))
     }
 
-    /// Best effort after the marker could not be written: the request was not
-    /// sent, so the claim goes back to `open`. If the database is gone this
-    /// fails too, and the reaper reopens the bead after the claim timeout.
-    async fn release_after_store_error(&self, id: &str, notes_before: &str, error: &StoreError) {
-        let failure = decide::DispatchFailure::Transport(format!("not sent: {error}"));
-        let (new_status, lines) = decide::after_failure(notes_before, &failure);
-        let released = self
-            .store
+    /// Undoes a claim whose dispatch failed: the failure note, and back to
+    /// `open` (or `blocked` after too many failures, per [`decide::after_failure`]).
+    /// Returns the status set.
+    async fn roll_back(
+        &self,
+        id: &str,
+        notes_before_claim: &str,
+        failure: &decide::DispatchFailure,
+    ) -> Result<&'static str, StoreError> {
+        let (new_status, lines) = decide::after_failure(notes_before_claim, failure);
+        self.store
             .write(id, self.actor, Utc::now(), |bead| {
                 (bead.status == status::IN_PROGRESS).then(|| Change {
                     status: Some(new_status),
                     notes: lines.clone(),
                 })
             })
-            .await;
-        if let Err(e) = released {
+            .await?;
+        Ok(new_status)
+    }
+
+    /// Best effort after the marker could not be written: the request was not
+    /// sent, so the claim is rolled back. If the database is gone this fails
+    /// too, and the reaper reopens the bead after the claim timeout.
+    async fn release_after_store_error(&self, id: &str, notes_before: &str, error: &StoreError) {
+        let failure = decide::DispatchFailure::Transport(format!("not sent: {error}"));
+        if let Err(e) = self.roll_back(id, notes_before, &failure).await {
             tracing::error!(bead_id = id, error = %e, "could not roll back the claim; the reaper will reopen it after the claim timeout");
         }
     }
