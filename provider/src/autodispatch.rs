@@ -9,6 +9,8 @@ use tfplugin::framework::{Ctx, Field, Model, ModelError, Obj, ObjBuilder, PlanCo
 use tfplugin::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use tfplugin::value::{Type, Value};
 
+use beads_contract::{defaults, format_duration};
+
 use crate::k8s::client::{Cluster, KubeError};
 use crate::k8s::observe::observe;
 use crate::k8s::render::{self, Mode, Names, Spec};
@@ -16,6 +18,9 @@ use crate::validate;
 
 /// The resource type name.
 pub const TYPE_NAME: &str = "beads_autodispatch";
+
+/// Default `name`, the base of every object name.
+pub const DEFAULT_NAME: &str = "beads";
 
 /// Default `image_tag`: the provider's own version, so provider and runner
 /// releases move together.
@@ -186,7 +191,7 @@ impl Autodispatch {
             claim_timeout: self.claim_timeout.clone(),
             max_in_flight: u32::try_from(self.max_in_flight)
                 .map_err(|_| bad("max_in_flight", self.max_in_flight.to_string()))?,
-            run_interval: beads_contract::format_duration(beads_contract::defaults::RUN_INTERVAL),
+            run_interval: format_duration(defaults::RUN_INTERVAL),
             image_pull_secrets: self.image_pull_secrets.clone().unwrap_or_default(),
             dolt: render::Dolt {
                 host: d.host.clone(),
@@ -249,17 +254,17 @@ impl Autodispatch {
             image: String::new(),
             image_tag: DEFAULT_IMAGE_TAG.to_string(),
             beadboard_url: String::new(),
-            assignee: beads_contract::defaults::ASSIGNEE.to_string(),
-            dispatch_schedule: String::new(),
-            reap_schedule: String::new(),
-            stale_after: beads_contract::format_duration(beads_contract::defaults::STALE_AFTER),
-            claim_timeout: beads_contract::format_duration(beads_contract::defaults::CLAIM_TIMEOUT),
-            max_in_flight: i64::from(beads_contract::defaults::MAX_IN_FLIGHT),
+            assignee: defaults::ASSIGNEE.to_string(),
+            dispatch_schedule: defaults::DISPATCH_SCHEDULE.to_string(),
+            reap_schedule: defaults::REAP_SCHEDULE.to_string(),
+            stale_after: format_duration(defaults::STALE_AFTER),
+            claim_timeout: format_duration(defaults::CLAIM_TIMEOUT),
+            max_in_flight: i64::from(defaults::MAX_IN_FLIGHT),
             image_pull_secrets: None,
             dolt: Dolt {
                 host: String::new(),
-                port: i64::from(beads_contract::defaults::DOLT_PORT),
-                user: beads_contract::defaults::DOLT_USER.to_string(),
+                port: i64::from(defaults::DOLT_PORT),
+                user: defaults::DOLT_USER.to_string(),
                 database: String::new(),
                 project_id: None,
                 tls: false,
@@ -322,12 +327,12 @@ pub fn schema() -> Schema {
         )
         .attribute(
             Attribute::optional("port", Type::Number)
-                .default_value(i64::from(beads_contract::defaults::DOLT_PORT))
+                .default_value(i64::from(defaults::DOLT_PORT))
                 .description("TCP port of the Dolt SQL server (1-65535). Default 3306."),
         )
         .attribute(
             Attribute::optional("user", s.clone())
-                .default_value(beads_contract::defaults::DOLT_USER)
+                .default_value(defaults::DOLT_USER)
                 .description("SQL user the runner connects as. Default \"root\"."),
         )
         .attribute(
@@ -360,7 +365,7 @@ pub fn schema() -> Schema {
             )
             .attribute(
                 Attribute::optional("name", s.clone())
-                    .default_value("beads")
+                    .default_value(DEFAULT_NAME)
                     .requires_replace()
                     .description("Base name of the Kubernetes objects (DNS-1123 label, at most 43 characters). Default \"beads\". Changing it replaces the deployment."),
             )
@@ -371,7 +376,7 @@ pub fn schema() -> Schema {
             )
             .attribute(
                 Attribute::optional("mode", s.clone())
-                    .default_value("cronjob")
+                    .default_value(Mode::CronJob.as_str())
                     .description("\"cronjob\" (a dispatch CronJob and a reap CronJob) or \"deployment\" (one long-running runner). Default \"cronjob\"."),
             )
             .attribute(
@@ -389,32 +394,32 @@ pub fn schema() -> Schema {
             )
             .attribute(
                 Attribute::optional("assignee", s.clone())
-                    .default_value(beads_contract::defaults::ASSIGNEE)
+                    .default_value(defaults::ASSIGNEE)
                     .description("Assignee whose ready beads are dispatched. Default \"agent\"."),
             )
             .attribute(
                 Attribute::optional("dispatch_schedule", s.clone())
-                    .default_value("*/2 * * * *")
+                    .default_value(defaults::DISPATCH_SCHEDULE)
                     .description("Cron schedule (5 fields) of the dispatch CronJob. Default \"*/2 * * * *\"."),
             )
             .attribute(
                 Attribute::optional("reap_schedule", s.clone())
-                    .default_value("*/10 * * * *")
+                    .default_value(defaults::REAP_SCHEDULE)
                     .description("Cron schedule (5 fields) of the reap CronJob. Default \"*/10 * * * *\"."),
             )
             .attribute(
                 Attribute::optional("stale_after", s.clone())
-                    .default_value("30m")
+                    .default_value(format_duration(defaults::STALE_AFTER).as_str())
                     .description("How long an in-progress bead may go without update before the reaper blocks it, e.g. \"30m\", \"1h30m\". Default \"30m\"."),
             )
             .attribute(
                 Attribute::optional("claim_timeout", s.clone())
-                    .default_value("5m")
+                    .default_value(format_duration(defaults::CLAIM_TIMEOUT).as_str())
                     .description("How long a claimed bead may wait for its dispatch note before it returns to open, e.g. \"5m\". Default \"5m\"."),
             )
             .attribute(
                 Attribute::optional("max_in_flight", Type::Number)
-                    .default_value(i64::from(beads_contract::defaults::MAX_IN_FLIGHT))
+                    .default_value(i64::from(defaults::MAX_IN_FLIGHT))
                     .description("How many of the assignee's beads may be in progress before dispatching pauses (1-100). Default 1."),
             )
             .attribute(

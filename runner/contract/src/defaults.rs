@@ -10,6 +10,10 @@ pub const DISPATCH_ACTOR: &str = "beads-dispatcher";
 pub const REAP_ACTOR: &str = "beads-reaper";
 /// `events.actor` for the long-lived `run` mode, which does both.
 pub const RUN_ACTOR: &str = "beads-runner";
+/// Schedule of the dispatcher CronJob (the old script's, every 2 minutes).
+pub const DISPATCH_SCHEDULE: &str = "*/2 * * * *";
+/// Schedule of the reaper CronJob (every 10 minutes).
+pub const REAP_SCHEDULE: &str = "*/10 * * * *";
 /// How long an `in_progress` bead may go without an update before the reaper blocks it.
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 /// How long a claimed bead may wait for its `dispatched:` note before it is returned to `open`.
