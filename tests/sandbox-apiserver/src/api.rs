@@ -553,20 +553,7 @@ impl ApiServer {
         if store.get(res, ns, &name).is_some() {
             return Err(ApiError::already_exists(res.group, res.plural, &name));
         }
-        if let Some(m) = meta_mut(&mut obj) {
-            m.insert("uid".into(), json!(new_uid()));
-            m.insert("creationTimestamp".into(), json!(now));
-            if res.has_generation {
-                m.insert("generation".into(), json!(1));
-            }
-        }
-        managed_fields::encode(&mut obj, entries);
-        canonicalize(&mut obj);
-        if o.dry_run {
-            return reply(201, obj);
-        }
-        let stored = store.put(res, ns, &name, obj);
-        reply(201, stored)
+        Self::finish_create(&mut store, res, ns, &name, obj, entries, &now, o)
     }
 
     /// PUT (main resource or `status`).
@@ -758,6 +745,36 @@ impl ApiServer {
         self.finish_update(store, res, ns, name, old, new, entries, o)
     }
 
+    /// Stamps a new object (uid, creationTimestamp, generation), records its
+    /// managed fields and stores it, or only returns it on a dry run. Shared
+    /// by POST and by an apply that creates.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_create(
+        store: &mut Store,
+        res: &ResourceType,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        entries: Vec<Entry>,
+        now: &str,
+        o: &WriteOptions,
+    ) -> Result<Reply, ApiError> {
+        if let Some(m) = meta_mut(&mut obj) {
+            m.insert("uid".into(), json!(new_uid()));
+            m.insert("creationTimestamp".into(), json!(now));
+            if res.has_generation {
+                m.insert("generation".into(), json!(1));
+            }
+        }
+        managed_fields::encode(&mut obj, entries);
+        canonicalize(&mut obj);
+        if o.dry_run {
+            return reply(201, obj);
+        }
+        let stored = store.put(res, ns, name, obj);
+        reply(201, stored)
+    }
+
     /// Bumps generation, stores (unless no-op or dry run), and handles the
     /// last finalizer of a deleting object going away.
     #[allow(clippy::too_many_arguments)]
@@ -921,22 +938,7 @@ impl ApiServer {
         }
         match &old {
             Some(old) => self.finish_update(&mut store, res, ns, name, old, new, entries, o),
-            None => {
-                if let Some(m) = meta_mut(&mut new) {
-                    m.insert("uid".into(), json!(new_uid()));
-                    m.insert("creationTimestamp".into(), json!(now));
-                    if res.has_generation {
-                        m.insert("generation".into(), json!(1));
-                    }
-                }
-                managed_fields::encode(&mut new, entries);
-                canonicalize(&mut new);
-                if o.dry_run {
-                    return reply(201, new);
-                }
-                let stored = store.put(res, ns, name, new);
-                reply(201, stored)
-            }
+            None => Self::finish_create(&mut store, res, ns, name, new, entries, &now, o),
         }
     }
 
