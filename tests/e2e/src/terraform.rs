@@ -8,6 +8,14 @@ use anyhow::{Context, bail};
 
 /// The provider's source address.
 pub const SOURCE: &str = "beads-autodispatch/beads";
+/// The `terraform { required_providers }` block for this provider and a
+/// `provider "beads"` block holding `provider_body` (HCL, may be empty).
+pub fn header(provider_body: &str) -> String {
+    format!(
+        "terraform {{\n  required_providers {{\n    beads = {{ source = \"{SOURCE}\" }}\n  }}\n}}\n\nprovider \"beads\" {{\n{provider_body}\n}}\n"
+    )
+}
+
 /// Names a Terraform 1.0.x binary (set by scripts/test).
 pub const TERRAFORM_1_0_VAR: &str = "BEADS_TERRAFORM_1_0";
 

@@ -45,24 +45,16 @@ impl Case {
             .write(
                 "main.tf",
                 &format!(
-                    r#"
-terraform {{
-  required_providers {{
-    beads = {{ source = "{}" }}
-  }}
-}}
+                    r#"{}
 variable "kubeconfig" {{ type = string }}
 variable "namespace" {{ type = string }}
 variable "beads_dispatcher_enabled" {{
   type    = bool
   default = true
 }}
-provider "beads" {{
-  config_path = var.kubeconfig
-}}
 {body}
 "#,
-                    terraform::SOURCE
+                    terraform::header("  config_path = var.kubeconfig")
                 ),
             )
             .unwrap();

@@ -10,16 +10,9 @@ use beads_e2e::terraform::{self, Workspace};
 use beads_sandbox_apiserver::Fault;
 
 fn main_tf(kubeconfig: &str, tag: &str) -> String {
+    let header = terraform::header(&format!("  config_path = \"{kubeconfig}\""));
     format!(
-        r#"
-terraform {{
-  required_providers {{
-    beads = {{ source = "{source}" }}
-  }}
-}}
-provider "beads" {{
-  config_path = "{kubeconfig}"
-}}
+        r#"{header}
 resource "beads_autodispatch" "this" {{
   namespace     = "beads-server"
   image         = "ghcr.io/example/beads-runner"
@@ -30,8 +23,7 @@ resource "beads_autodispatch" "this" {{
     database = "code"
   }}
 }}
-"#,
-        source = terraform::SOURCE
+"#
     )
 }
 

@@ -31,15 +31,7 @@ async fn rendered_cron_jobs_run_the_runner_against_the_database() {
     ws.write(
         "main.tf",
         &format!(
-            r#"
-terraform {{
-  required_providers {{
-    beads = {{ source = "{source}" }}
-  }}
-}}
-provider "beads" {{
-  config_path = "{kubeconfig}"
-}}
+            r#"{header}
 resource "beads_autodispatch" "this" {{
   namespace     = "beads-server"
   image         = "ghcr.io/example/beads-runner"
@@ -53,8 +45,10 @@ resource "beads_autodispatch" "this" {{
   }}
 }}
 "#,
-            source = terraform::SOURCE,
-            kubeconfig = cluster.kubeconfig.display(),
+            header = terraform::header(&format!(
+                "  config_path = \"{}\"",
+                cluster.kubeconfig.display()
+            )),
             board = board.url(),
             host = db.host,
             port = db.port,

@@ -25,22 +25,12 @@ fn version_of(tf: &Path) -> String {
         .to_string()
 }
 
-const HEADER: &str = r#"terraform {
-  required_providers {
-    beads = {
-      source = "beads-autodispatch/beads"
-    }
-  }
-}
-
-provider "beads" {}
-"#;
-
 /// A valid resource; `extra` lines go right after `namespace` and
 /// `dolt_extra` lines into the `dolt` block.
 fn config(namespace: &str, extra: &str, dolt_extra: &str) -> String {
+    let header = terraform::header("");
     format!(
-        r#"{HEADER}
+        r#"{header}
 resource "beads_autodispatch" "main" {{
   namespace     = "{namespace}"
 {extra}
