@@ -28,6 +28,13 @@ pub const REAP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub const LISTEN: &str = "0.0.0.0:9090";
 /// Timeout of one BeadBoard request.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest one dispatch or reap tick may take, all writes and requests
+/// included; a tick past it stops taking new beads and exits.
+pub const TICK_DEADLINE: Duration = Duration::from_secs(90);
+/// `activeDeadlineSeconds` of the Jobs the CronJobs create: the backstop
+/// that kills a runner whose own [`TICK_DEADLINE`] failed, so one hung Job
+/// can never stop later ticks under `concurrencyPolicy: Forbid`.
+pub const JOB_ACTIVE_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Directory where the ConfigMap holding `metadata.json` is mounted.
 pub const METADATA_DIR: &str = "/etc/beads-metadata";
