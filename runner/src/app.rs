@@ -59,7 +59,7 @@ async fn run(cli: Cli) -> u8 {
     let (default_actor, needs_board) = match &cli.command {
         Command::Dispatch { .. } => (defaults::DISPATCH_ACTOR, true),
         Command::Reap { .. } => (defaults::REAP_ACTOR, false),
-        Command::Check => (defaults::DISPATCH_ACTOR, false),
+        Command::Check | Command::Status { .. } => (defaults::DISPATCH_ACTOR, false),
         Command::Run { .. } => (defaults::RUN_ACTOR, true),
     };
     let config = match config::resolve(&cli.common, &ProcessEnv, default_actor, needs_board) {
@@ -99,6 +99,35 @@ async fn run(cli: Cli) -> u8 {
             let code = check(&store, &config.assignee).await;
             store.close().await;
             code
+        }
+        Command::Status { bead, json } => {
+            let store = Store::new(&config.db, &config.commit_author);
+            let request = crate::status::Request {
+                bead,
+                json,
+                color: !json
+                    && crate::status::use_color(
+                        std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                        std::env::var("NO_COLOR").ok().as_deref(),
+                    ),
+            };
+            let result = crate::status::run(
+                &store,
+                &config.assignee,
+                config.db.project_id.as_deref(),
+                &request,
+                chrono::Utc::now(),
+            )
+            .await;
+            store.close().await;
+            match result {
+                Ok(text) => {
+                    print!("{text}");
+                    EXIT_OK
+                }
+                Err(crate::status::StatusError::Store(e)) => exit_code(Err(e.into())),
+                Err(e) => exit_code(Err(TickError::Failed(e.to_string()))),
+            }
         }
         Command::Dispatch { dry_run } => {
             let Some(board_config) = &config.board else {

@@ -72,6 +72,15 @@ pub enum Command {
     },
     /// Connect, verify the schema and the project identity, print what was found; change nothing.
     Check,
+    /// The agent's queue at a glance (or one bead's dispatch history); read-only.
+    Status {
+        /// Print this bead's dispatch history instead of the queue.
+        #[arg(value_name = "BEAD_ID")]
+        bead: Option<String>,
+        /// JSON instead of a table (shape in docs/runner.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Long-lived mode: dispatch every interval and reap on its own interval.
     Run {
         /// Dispatch tick interval. Default: 30s.

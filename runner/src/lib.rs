@@ -3,7 +3,7 @@
 //!
 //! Decisions live in [`decide`] as plain functions over data; [`store`] and
 //! [`beadboard`] are the I/O edges; [`tick`] orders the I/O around the
-//! decisions; [`serve`] is the long-lived mode; [`app`] maps it all to exit codes.
+//! decisions; [`serve`] is the long-lived mode; [`status`] shows the queue; [`app`] maps it all to exit codes.
 
 pub mod app;
 pub mod beadboard;
@@ -12,5 +12,6 @@ pub mod config;
 pub mod decide;
 pub mod failpoint;
 pub mod serve;
+pub mod status;
 pub mod store;
 pub mod tick;

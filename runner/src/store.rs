@@ -98,7 +98,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn sql(context: impl Into<String>, source: mysql_async::Error) -> Self {
+    pub(crate) fn sql(context: impl Into<String>, source: mysql_async::Error) -> Self {
         let context = context.into();
         // Errors that no retry fixes are a refusal, named precisely.
         if let mysql_async::Error::Server(e) = &source {
@@ -328,7 +328,7 @@ impl Store {
         &self.target
     }
 
-    async fn conn(&self) -> Result<Conn> {
+    pub(crate) async fn conn(&self) -> Result<Conn> {
         match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(StoreError::sql(format!("connecting to {}", self.target), e)),

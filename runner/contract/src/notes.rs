@@ -162,6 +162,71 @@ fn one_line(text: &str, max_chars: usize) -> String {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Reading notes back for `beads-runner status`.
+//
+// `status` shows history written by this runner, by older runners, by the
+// shell scripts and by newer runners, so these helpers are tolerant: a note
+// may gain trailing words (a claim note ` by <runner>`), and a note kind this
+// version does not know is still attributed by its prefix.
+
+/// Which part of auto-dispatch wrote a note line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// The dispatch tick (claims, markers, outcomes, backoff blocks).
+    Dispatcher,
+    /// The reap tick.
+    Reaper,
+}
+
+/// Who wrote `line`, judged by the prefixes the runner writes (`reaper: `,
+/// `auto-dispatcher`, `dispatch…`); `None` for a person's or the agent's note.
+pub fn writer(line: &str) -> Option<Writer> {
+    if line.starts_with("reaper: ") {
+        Some(Writer::Reaper)
+    } else if line.starts_with("auto-dispatcher")
+        || line.starts_with(DISPATCHING_PREFIX)
+        || line.starts_with(DISPATCHED_PREFIX)
+        || line.starts_with(FAILED_PREFIX)
+    {
+        Some(Writer::Dispatcher)
+    } else {
+        None
+    }
+}
+
+/// The time a claim note was written, tolerating trailing words after the
+/// timestamp (`auto-dispatcher claimed at <ts> by <runner>`).
+pub fn claimed_at(line: &str) -> Option<DateTime<Utc>> {
+    first_timestamp(line.strip_prefix(CLAIMED_PREFIX)?)
+}
+
+/// The time a "dispatching" marker was written, tolerating trailing words.
+pub fn dispatching_at(line: &str) -> Option<DateTime<Utc>> {
+    first_timestamp(line.strip_prefix(DISPATCHING_PREFIX)?)
+}
+
+/// The job id of a `dispatched: job=<id>` note.
+pub fn dispatched_job(line: &str) -> Option<&str> {
+    line.strip_prefix(DISPATCHED_PREFIX)
+}
+
+/// Whether a runner's note says it blocked the bead: the reaper's and the
+/// backoff notes, and any later runner note that ends its text "blocking".
+pub fn is_block(line: &str) -> bool {
+    matches!(
+        classify(line),
+        Note::ReaperStale | Note::ReaperOutcomeUnknown | Note::BackoffBlocked
+    ) || (writer(line).is_some() && line.contains("blocking"))
+}
+
+fn first_timestamp(rest: &str) -> Option<DateTime<Utc>> {
+    let token = rest.split_whitespace().next()?;
+    NaiveDateTime::parse_from_str(token, TIMESTAMP_FORMAT)
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +289,33 @@ mod tests {
     fn append_matches_bd_note() {
         assert_eq!(append("", "a"), "a");
         assert_eq!(append("a", "b"), "a\nb");
+    }
+
+    #[test]
+    fn status_helpers_tolerate_suffixes_and_new_kinds() {
+        let at = Utc.with_ymd_and_hms(2026, 4, 18, 22, 35, 46).unwrap();
+        assert_eq!(claimed_at(&claimed(at)), Some(at));
+        assert_eq!(
+            claimed_at(&format!("{} by runner-7f3a", claimed(at))),
+            Some(at)
+        );
+        assert_eq!(claimed_at("auto-dispatcher claimed at yesterday"), None);
+        assert_eq!(dispatching_at(&dispatching(at)), Some(at));
+        assert_eq!(dispatched_job(&dispatched("j-9")), Some("j-9"));
+        assert_eq!(writer(&reaper_stale(31, 30)), Some(Writer::Reaper));
+        assert_eq!(writer(&backoff_blocked(5)), Some(Writer::Dispatcher));
+        assert_eq!(
+            writer(&dispatch_failed_transport("x")),
+            Some(Writer::Dispatcher)
+        );
+        assert_eq!(writer("agent: halfway there"), None);
+        assert!(is_block(&reaper_stale(31, 30)));
+        assert!(is_block(&reaper_outcome_unknown(at, 5)));
+        assert!(is_block(&backoff_blocked(5)));
+        assert!(is_block(
+            "auto-dispatcher: BeadBoard refused this bead — blocking"
+        ));
+        assert!(!is_block(&dispatched("j")));
+        assert!(!is_block("person: blocking on review"));
     }
 }

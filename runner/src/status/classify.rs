@@ -1,0 +1,557 @@
+//! Where each of the sentinel's beads stands in the pipeline, and one bead's
+//! dispatch history: plain functions over rows, notes and events, no I/O.
+//!
+//! Eligibility, order and backoff come from [`crate::decide`], the functions
+//! the dispatch tick itself uses, so `status` cannot disagree with a tick.
+
+use beads_contract::notes::{self, Note, Writer};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+
+use crate::decide::{self, Candidate, Skip, status};
+
+/// One of the sentinel's beads, as the status query returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeadRow {
+    pub id: String,
+    pub title: String,
+    pub status: String,
+    pub priority: i32,
+    pub assignee: Option<String>,
+    /// `None` when the stored value is not a valid date (`0000-00-00`).
+    pub updated_at: Option<NaiveDateTime>,
+    pub acceptance_criteria: String,
+    pub notes: String,
+    /// `issues.is_template`: bd refuses to update templates.
+    pub is_template: bool,
+    /// Carries the label BeadBoard hides (`gt:agent`).
+    pub hidden: bool,
+}
+
+/// Why a bead is never dispatched as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// Blank acceptance criteria.
+    NoAcceptanceCriteria,
+    /// Labelled `gt:agent`: BeadBoard hides it.
+    AgentLabel,
+    /// `is_template`: bd refuses to change templates.
+    Template,
+    /// A status the dispatcher never picks (`deferred`, `pinned`, custom ones).
+    Status,
+}
+
+impl SkipReason {
+    /// The reason as the table prints it.
+    pub fn describe(&self, status: &str) -> String {
+        match self {
+            SkipReason::NoAcceptanceCriteria => "no acceptance criteria".into(),
+            SkipReason::AgentLabel => {
+                format!(
+                    "labelled {} (hidden from BeadBoard)",
+                    beads_contract::labels::BEAD_HIDDEN_FROM_BEADBOARD
+                )
+            }
+            SkipReason::Template => "a template (bd never changes templates)".into(),
+            SkipReason::Status => format!("status {status}: only open beads are dispatched"),
+        }
+    }
+}
+
+/// Who blocked a bead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockedBy {
+    Reaper,
+    Dispatcher,
+    /// No runner note says it blocked the bead: a person or another tool did.
+    Other,
+}
+
+/// How far the current attempt of an `in_progress` bead got, by its notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Claimed; the request is not sent yet.
+    Claimed,
+    /// Sent to BeadBoard; the answer is not recorded yet.
+    Sent,
+    /// BeadBoard returned a job id: the agent has it.
+    Dispatched,
+    /// `in_progress` without a runner claim (set by a person).
+    Manual,
+}
+
+/// Where a bead stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Eligible now; `position` 1 is dispatched next.
+    Waiting {
+        position: usize,
+    },
+    /// Eligible again at `until`.
+    BackingOff {
+        #[serde(with = "rfc3339")]
+        until: DateTime<Utc>,
+        failures: u32,
+        last_reason: Option<String>,
+    },
+    /// Claimed or dispatched.
+    InFlight {
+        #[serde(with = "rfc3339_opt")]
+        since: Option<DateTime<Utc>>,
+        job_id: Option<String>,
+        phase: Phase,
+    },
+    Blocked {
+        by: BlockedBy,
+        reason: Option<String>,
+    },
+    Skipped {
+        reason: SkipReason,
+    },
+}
+
+impl Stage {
+    /// The group name: `waiting`, `backing_off`, `in_flight`, `blocked`, `skipped`.
+    pub fn group(&self) -> Group {
+        match self {
+            Stage::Waiting { .. } => Group::Waiting,
+            Stage::BackingOff { .. } => Group::BackingOff,
+            Stage::InFlight { .. } => Group::InFlight,
+            Stage::Blocked { .. } => Group::Blocked,
+            Stage::Skipped { .. } => Group::Skipped,
+        }
+    }
+}
+
+/// The pipeline's groups, in the order they are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    Waiting,
+    BackingOff,
+    InFlight,
+    Blocked,
+    Skipped,
+}
+
+impl Group {
+    /// Every group, in print order.
+    pub const ALL: [Group; 5] = [
+        Group::Waiting,
+        Group::BackingOff,
+        Group::InFlight,
+        Group::Blocked,
+        Group::Skipped,
+    ];
+
+    /// The name the table prints.
+    pub fn label(self) -> &'static str {
+        match self {
+            Group::Waiting => "waiting",
+            Group::BackingOff => "backing off",
+            Group::InFlight => "in flight",
+            Group::Blocked => "blocked",
+            Group::Skipped => "skipped",
+        }
+    }
+}
+
+/// One bead and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub bead: BeadRow,
+    pub stage: Stage,
+}
+
+/// Places every bead, grouped in [`Group::ALL`] order; within a group:
+/// waiting by dispatch order, backing off by `until`, in flight by `since`,
+/// the rest by priority, then least recently updated, then id.
+pub fn place_all(beads: Vec<BeadRow>, now: DateTime<Utc>) -> Vec<Placed> {
+    let open_candidates: Vec<Candidate> = beads
+        .iter()
+        .filter(|b| b.status == status::OPEN && skip_before_decide(b).is_none())
+        .map(candidate)
+        .collect();
+    // The tick's own order: `decide::eligible` keeps and sorts the dispatchable ones.
+    let order: Vec<String> = decide::eligible(open_candidates, now)
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let mut placed: Vec<Placed> = beads
+        .into_iter()
+        .map(|bead| {
+            let stage = stage(&bead, &order, now);
+            Placed { bead, stage }
+        })
+        .collect();
+    placed.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    placed
+}
+
+type SortKey<'a> = (
+    Group,
+    usize,
+    Option<DateTime<Utc>>,
+    i32,
+    NaiveDateTime,
+    &'a str,
+);
+
+fn sort_key(p: &Placed) -> SortKey<'_> {
+    let (position, at) = match &p.stage {
+        Stage::Waiting { position } => (*position, None),
+        Stage::BackingOff { until, .. } => (0, Some(*until)),
+        Stage::InFlight { since, .. } => (0, *since),
+        _ => (0, None),
+    };
+    (
+        p.stage.group(),
+        position,
+        at,
+        p.bead.priority,
+        p.bead.updated_at.unwrap_or_default(),
+        p.bead.id.as_str(),
+    )
+}
+
+/// Where one bead stands. `order` is the dispatch order of the eligible
+/// beads (ids, best first), as [`decide::eligible`] returns it.
+pub fn stage(bead: &BeadRow, order: &[String], now: DateTime<Utc>) -> Stage {
+    match bead.status.as_str() {
+        status::OPEN => {
+            if let Some(reason) = skip_before_decide(bead) {
+                return Stage::Skipped { reason };
+            }
+            match decide::check_candidate(&candidate(bead), now) {
+                Err(Skip::NoAcceptanceCriteria) => Stage::Skipped {
+                    reason: SkipReason::NoAcceptanceCriteria,
+                },
+                Err(Skip::BackingOff { until }) => {
+                    let history = decide::failure_history(&bead.notes);
+                    Stage::BackingOff {
+                        until,
+                        failures: history.consecutive_failures,
+                        last_reason: last_failure(&bead.notes),
+                    }
+                }
+                Ok(()) => Stage::Waiting {
+                    position: order
+                        .iter()
+                        .position(|id| *id == bead.id)
+                        .map_or(0, |i| i + 1),
+                },
+            }
+        }
+        status::IN_PROGRESS => in_flight(&bead.notes, bead.updated_at),
+        status::BLOCKED => blocked(&bead.notes),
+        _ => Stage::Skipped {
+            reason: SkipReason::Status,
+        },
+    }
+}
+
+/// Skips the candidate query makes before any decision: the hidden label
+/// (excluded in SQL) and templates.
+fn skip_before_decide(bead: &BeadRow) -> Option<SkipReason> {
+    if bead.hidden {
+        Some(SkipReason::AgentLabel)
+    } else if bead.is_template {
+        Some(SkipReason::Template)
+    } else {
+        None
+    }
+}
+
+fn candidate(bead: &BeadRow) -> Candidate {
+    Candidate {
+        id: bead.id.clone(),
+        priority: bead.priority,
+        updated_at: bead.updated_at.unwrap_or_default(),
+        acceptance_criteria: bead.acceptance_criteria.clone(),
+        notes: bead.notes.clone(),
+    }
+}
+
+/// The text of the most recent failed-dispatch note.
+fn last_failure(bead_notes: &str) -> Option<String> {
+    bead_notes
+        .lines()
+        .rev()
+        .find(|l| notes::classify(l) == Note::DispatchFailed)
+        .map(str::to_string)
+}
+
+/// The latest claim (if any) and what followed it.
+fn in_flight(bead_notes: &str, updated_at: Option<NaiveDateTime>) -> Stage {
+    let lines: Vec<&str> = bead_notes.lines().collect();
+    let claim = lines.iter().rposition(|l| notes::claimed_at(l).is_some());
+    let Some(claim) = claim else {
+        return Stage::InFlight {
+            since: updated_at.map(|t| t.and_utc()),
+            job_id: None,
+            phase: Phase::Manual,
+        };
+    };
+    let after = &lines[claim + 1..];
+    let job_id = after
+        .iter()
+        .find_map(|l| notes::dispatched_job(l))
+        .map(str::to_string);
+    let phase = if job_id.is_some() {
+        Phase::Dispatched
+    } else if after.iter().any(|l| notes::dispatching_at(l).is_some()) {
+        Phase::Sent
+    } else {
+        Phase::Claimed
+    };
+    Stage::InFlight {
+        since: notes::claimed_at(lines[claim]),
+        job_id,
+        phase,
+    }
+}
+
+/// Who blocked the bead: the last runner note saying it blocked it.
+fn blocked(bead_notes: &str) -> Stage {
+    let block = bead_notes.lines().rev().find(|l| notes::is_block(l));
+    match block {
+        Some(line) => Stage::Blocked {
+            by: match notes::writer(line) {
+                Some(Writer::Reaper) => BlockedBy::Reaper,
+                _ => BlockedBy::Dispatcher,
+            },
+            reason: Some(line.to_string()),
+        },
+        None => Stage::Blocked {
+            by: BlockedBy::Other,
+            reason: bead_notes.lines().next_back().map(str::to_string),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One bead's history.
+
+/// One `events` row, as the history query returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// `None` when the stored value is not a valid date.
+    pub created_at: Option<NaiveDateTime>,
+    pub event_type: String,
+    pub actor: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+/// What one timeline entry records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum What {
+    /// The status changed.
+    Status { from: Option<String>, to: String },
+    /// The assignee changed.
+    Assignee {
+        from: Option<String>,
+        to: Option<String>,
+    },
+    /// A note line was added. `kind` names the runner's notes
+    /// (`claimed`, `dispatched`, …); anything else is `other`.
+    Note { kind: &'static str, text: String },
+    /// Any other event (`created`, `closed`, `commented`, …).
+    Other { event_type: String },
+}
+
+/// One step of a bead's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// When: the event's `created_at`, else the note's own timestamp.
+    #[serde(with = "rfc3339_opt")]
+    pub at: Option<DateTime<Utc>>,
+    /// `events.actor`, when an event recorded the step.
+    pub actor: Option<String>,
+    #[serde(flatten)]
+    pub what: What,
+}
+
+/// The kind of a note line, tolerant of suffixes the runner may add.
+pub fn note_kind(line: &str) -> &'static str {
+    match notes::classify(line) {
+        Note::Claimed(_) => "claimed",
+        Note::Dispatching(_) => "dispatching",
+        Note::Dispatched(_) => "dispatched",
+        Note::DispatchFailed => "dispatch_failed",
+        Note::ReaperStale => "reaper_stale",
+        Note::ReaperReleased => "reaper_released",
+        Note::ReaperOutcomeUnknown => "reaper_outcome_unknown",
+        Note::BackoffBlocked => "backoff_blocked",
+        Note::Other if notes::claimed_at(line).is_some() => "claimed",
+        Note::Other if notes::dispatching_at(line).is_some() => "dispatching",
+        Note::Other => match notes::writer(line) {
+            Some(Writer::Dispatcher) => "dispatcher",
+            Some(Writer::Reaper) => "reaper",
+            None => "other",
+        },
+    }
+}
+
+/// The bead's history, oldest first: every event, with each note line
+/// attributed to the event that added it. Note lines no event accounts for
+/// (written without bd's bookkeeping) keep their place in the notes' order
+/// and the time in their own text, if any. At the same second a status
+/// change is listed before notes, as the runner and bd write them.
+pub fn timeline(current_notes: &str, events: &[EventRow]) -> Vec<Step> {
+    let lines: Vec<&str> = current_notes.lines().collect();
+    // (sort time, tie rank, sequence, step); tie rank 0 = status/assignee/other, 1 = note.
+    let mut steps: Vec<(Option<DateTime<Utc>>, u8, usize, Step)> = Vec::new();
+    let mut covered: Vec<Option<(Option<DateTime<Utc>>, String)>> = vec![None; lines.len()];
+    for event in events {
+        let at = event.created_at.map(|t| t.and_utc());
+        let old = json_object(event.old_value.as_deref());
+        let new = json_object(event.new_value.as_deref());
+        let mut recorded = false;
+        if let Some(to) = new.get("status").and_then(|v| v.as_str()) {
+            let from = old
+                .get("status")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            push(
+                &mut steps,
+                at,
+                0,
+                &event.actor,
+                What::Status {
+                    from,
+                    to: to.to_string(),
+                },
+            );
+            recorded = true;
+        }
+        if let Some(to) = new.get("assignee") {
+            push(
+                &mut steps,
+                at,
+                0,
+                &event.actor,
+                What::Assignee {
+                    from: old
+                        .get("assignee")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                    to: to.as_str().map(str::to_string),
+                },
+            );
+            recorded = true;
+        }
+        if let Some(after) = new.get("notes").and_then(|v| v.as_str()) {
+            let before = old.get("notes").and_then(|v| v.as_str()).unwrap_or("");
+            let before_count = if before.is_empty() {
+                0
+            } else {
+                before.lines().count()
+            };
+            for (i, line) in after.lines().enumerate().skip(before_count) {
+                // Attribute the line where the current notes still hold it there.
+                if lines.get(i) == Some(&line) && covered[i].is_none() {
+                    covered[i] = Some((at, event.actor.clone()));
+                }
+            }
+            recorded = true;
+        }
+        if !recorded {
+            push(
+                &mut steps,
+                at,
+                0,
+                &event.actor,
+                What::Other {
+                    event_type: event.event_type.clone(),
+                },
+            );
+        }
+    }
+    // Note lines: attributed ones take their event's time; the rest their
+    // own timestamp, else the time of the line before them.
+    let mut previous: Option<DateTime<Utc>> = None;
+    for (i, line) in lines.iter().enumerate() {
+        let (at, actor, shown_at) = match &covered[i] {
+            Some((at, actor)) => (*at, Some(actor.clone()), *at),
+            None => {
+                let own = notes::claimed_at(line).or_else(|| notes::dispatching_at(line));
+                (own.or(previous), None, own)
+            }
+        };
+        if at.is_some() {
+            previous = at;
+        }
+        steps.push((
+            at,
+            1,
+            steps.len(),
+            Step {
+                at: shown_at,
+                actor,
+                what: What::Note {
+                    kind: note_kind(line),
+                    text: (*line).to_string(),
+                },
+            },
+        ));
+    }
+    // Untimed steps keep their place relative to the timed ones they follow.
+    steps.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.cmp(&b.2)));
+    steps.into_iter().map(|(_, _, _, s)| s).collect()
+}
+
+fn push(
+    steps: &mut Vec<(Option<DateTime<Utc>>, u8, usize, Step)>,
+    at: Option<DateTime<Utc>>,
+    rank: u8,
+    actor: &str,
+    what: What,
+) {
+    let seq = steps.len();
+    steps.push((
+        at,
+        rank,
+        seq,
+        Step {
+            at,
+            actor: Some(actor.to_string()),
+            what,
+        },
+    ));
+}
+
+fn json_object(text: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
+    text.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| match v {
+            serde_json::Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Timestamps in the JSON output: RFC 3339, UTC, whole seconds, `Z`.
+pub(crate) mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&beads_contract::notes::timestamp(*t))
+    }
+}
+
+pub(crate) mod rfc3339_opt {
+    use chrono::{DateTime, Utc};
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}

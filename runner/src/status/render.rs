@@ -1,0 +1,350 @@
+//! How `beads-runner status` prints: a table for people (aligned columns,
+//! relative times, colour only when asked for), or JSON for scripts.
+//!
+//! The table follows `kubectl get`: upper-case headers, columns three spaces
+//! apart, the last column never padded, one bead per line.
+
+use anstyle::{AnsiColor, Style};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
+
+use super::classify::{BlockedBy, Group, Phase, Placed, Stage, Step, What};
+
+/// Longest title the queue table prints, in terminal columns; the rest is cut with `…`.
+pub const TITLE_WIDTH: usize = 40;
+/// Columns between two table columns (as `kubectl get`).
+const GAP: &str = "   ";
+
+/// `3m ago`, `in 4m`, `just now`: whole seconds, minutes, hours (under two
+/// days) or days, rounded down, as `kubectl get` prints ages.
+pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - at).num_seconds();
+    if secs == 0 {
+        return "just now".into();
+    }
+    let span = span(secs.unsigned_abs());
+    if secs > 0 {
+        format!("{span} ago")
+    } else {
+        format!("in {span}")
+    }
+}
+
+fn span(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..172_800 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+fn stage_style(group: Group) -> Style {
+    let color = match group {
+        Group::Waiting => AnsiColor::Green,
+        Group::BackingOff => AnsiColor::Yellow,
+        Group::InFlight => AnsiColor::Cyan,
+        Group::Blocked => AnsiColor::Red,
+        Group::Skipped => return Style::new().dimmed(),
+    };
+    Style::new().fg_color(Some(color.into()))
+}
+
+/// One table cell: its text and, when colour is on, its style.
+struct Cell {
+    text: String,
+    style: Style,
+}
+
+impl From<String> for Cell {
+    fn from(text: String) -> Self {
+        Cell {
+            text,
+            style: Style::new(),
+        }
+    }
+}
+
+/// Aligns rows into columns by display width (so wide characters line up).
+fn table(headers: &[&str], rows: Vec<Vec<Cell>>, color: bool) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.text.width());
+        }
+    }
+    let header_cells = headers
+        .iter()
+        .map(|h| Cell::from((*h).to_string()))
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(header_cells).chain(rows) {
+        let last = row.len().saturating_sub(1);
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str(GAP);
+            }
+            if color && cell.style != Style::new() {
+                line.push_str(&format!(
+                    "{}{}{}",
+                    cell.style.render(),
+                    cell.text,
+                    cell.style.render_reset()
+                ));
+            } else {
+                line.push_str(&cell.text);
+            }
+            if i < last {
+                line.push_str(&" ".repeat(widths[i].saturating_sub(cell.text.width())));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Cuts `text` to `max` display columns, ending it with `…` when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.width() <= max {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    for c in text.chars() {
+        if out.width() + unicode_width::UnicodeWidthChar::width(c).unwrap_or(0) + 1 > max {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// What the DETAIL column says about a bead's stage.
+pub fn detail(stage: &Stage, status: &str, now: DateTime<Utc>) -> String {
+    match stage {
+        Stage::Waiting { position } => format!("#{position} in dispatch order"),
+        Stage::BackingOff {
+            until,
+            failures,
+            last_reason,
+        } => {
+            let plural = if *failures == 1 { "" } else { "s" };
+            let mut text = format!(
+                "retry {} after {failures} failure{plural}",
+                relative(*until, now)
+            );
+            if let Some(reason) = last_reason {
+                text.push_str(": ");
+                text.push_str(reason);
+            }
+            text
+        }
+        Stage::InFlight {
+            since,
+            job_id,
+            phase,
+        } => {
+            let since = since.map_or_else(
+                || "since an unknown time".into(),
+                |s| format!("since {}", relative(s, now)),
+            );
+            match (phase, job_id) {
+                (Phase::Dispatched, Some(job)) => format!("{since}, job {job}"),
+                (Phase::Sent, _) => format!("{since}, sent; no answer recorded yet"),
+                (Phase::Claimed, _) => format!("{since}, claimed; not sent yet"),
+                _ => format!("{since}, set in_progress without a runner claim"),
+            }
+        }
+        Stage::Blocked { by, reason } => {
+            let by = match by {
+                BlockedBy::Reaper => "by the reaper",
+                BlockedBy::Dispatcher => "by the dispatcher",
+                BlockedBy::Other => "not by the runner",
+            };
+            match reason {
+                Some(r) => format!("{by}: {r}"),
+                None => by.to_string(),
+            }
+        }
+        Stage::Skipped { reason } => reason.describe(status),
+    }
+}
+
+/// The queue as a table; a sentence when it is empty.
+pub fn queue_table(placed: &[Placed], assignee: &str, now: DateTime<Utc>, color: bool) -> String {
+    if placed.is_empty() {
+        return format!("No beads assigned to {assignee}.\n");
+    }
+    let rows = placed
+        .iter()
+        .map(|p| {
+            let group = p.stage.group();
+            vec![
+                Cell {
+                    text: group.label().to_string(),
+                    style: stage_style(group),
+                },
+                Cell::from(p.bead.id.clone()),
+                Cell::from(format!("P{}", p.bead.priority)),
+                Cell::from(truncate(&p.bead.title, TITLE_WIDTH)),
+                Cell::from(
+                    p.bead
+                        .updated_at
+                        .map_or_else(|| "-".into(), |t| relative(t.and_utc(), now)),
+                ),
+                Cell::from(detail(&p.stage, &p.bead.status, now)),
+            ]
+        })
+        .collect();
+    table(
+        &["STAGE", "ID", "PRI", "TITLE", "UPDATED", "DETAIL"],
+        rows,
+        color,
+    )
+}
+
+/// One bead in the JSON output: its row and its stage's fields.
+#[derive(Serialize)]
+struct BeadJson<'a> {
+    id: &'a str,
+    title: &'a str,
+    priority: i32,
+    status: &'a str,
+    #[serde(with = "super::classify::rfc3339_opt")]
+    updated_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    stage: &'a Stage,
+}
+
+impl<'a> BeadJson<'a> {
+    fn new(p: &'a Placed) -> Self {
+        BeadJson {
+            id: &p.bead.id,
+            title: &p.bead.title,
+            priority: p.bead.priority,
+            status: &p.bead.status,
+            updated_at: p.bead.updated_at.map(|t| t.and_utc()),
+            stage: &p.stage,
+        }
+    }
+}
+
+/// The queue as JSON: every group always present, each a list in print order.
+pub fn queue_json(placed: &[Placed], assignee: &str, now: DateTime<Utc>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    out.insert("assignee".into(), assignee.into());
+    out.insert(
+        "generated_at".into(),
+        beads_contract::notes::timestamp(now).into(),
+    );
+    for group in Group::ALL {
+        let beads: Vec<serde_json::Value> = placed
+            .iter()
+            .filter(|p| p.stage.group() == group)
+            .map(|p| serde_json::to_value(BeadJson::new(p)).unwrap_or_default())
+            .collect();
+        let key = serde_json::to_value(group)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.insert(key, beads.into());
+    }
+    out.into()
+}
+
+/// One bead's history as text: a heading, where it stands, then the timeline.
+pub fn history_table(
+    placed: &Placed,
+    assignee: &str,
+    in_queue: bool,
+    steps: &[Step],
+    now: DateTime<Utc>,
+    color: bool,
+) -> String {
+    let bead = &placed.bead;
+    let mut out = format!("{}   {}\n", bead.id, bead.title);
+    let owner = bead.assignee.as_deref().filter(|a| !a.is_empty());
+    let whose = match owner {
+        Some(a) => format!("assigned to {a}"),
+        None => "unassigned".to_string(),
+    };
+    if in_queue {
+        let group = placed.stage.group();
+        let label = if color {
+            let style = stage_style(group);
+            format!(
+                "{}{}{}",
+                style.render(),
+                group.label(),
+                style.render_reset()
+            )
+        } else {
+            group.label().to_string()
+        };
+        out.push_str(&format!(
+            "status {}, {whose}: {label}, {}\n",
+            bead.status,
+            detail(&placed.stage, &bead.status, now)
+        ));
+    } else {
+        out.push_str(&format!(
+            "status {}, {whose}: not in {assignee}'s queue\n",
+            bead.status
+        ));
+    }
+    out.push('\n');
+    if steps.is_empty() {
+        out.push_str("No dispatch history: no notes and no events.\n");
+        return out;
+    }
+    let rows = steps
+        .iter()
+        .map(|s| {
+            vec![
+                Cell::from(s.at.map_or_else(|| "-".into(), beads_contract::notes::timestamp)),
+                Cell::from(s.at.map_or_else(|| "-".into(), |t| relative(t, now))),
+                Cell::from(s.actor.clone().unwrap_or_else(|| "-".into())),
+                Cell::from(match &s.what {
+                    What::Status { from, to } => {
+                        format!("status {} → {to}", from.as_deref().unwrap_or("?"))
+                    }
+                    What::Assignee { from, to } => format!(
+                        "assignee {} → {}",
+                        from.as_deref()
+                            .filter(|a| !a.is_empty())
+                            .unwrap_or("(none)"),
+                        to.as_deref().filter(|a| !a.is_empty()).unwrap_or("(none)")
+                    ),
+                    What::Note { text, .. } => format!("note: {text}"),
+                    What::Other { event_type } => format!("event {event_type}"),
+                }),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["TIME", "AGE", "ACTOR", "WHAT"], rows, color));
+    out
+}
+
+/// One bead's history as JSON.
+pub fn history_json(
+    placed: &Placed,
+    in_queue: bool,
+    steps: &[Step],
+    now: DateTime<Utc>,
+) -> serde_json::Value {
+    let bead = &placed.bead;
+    serde_json::json!({
+        "id": bead.id,
+        "title": bead.title,
+        "status": bead.status,
+        "assignee": bead.assignee,
+        "priority": bead.priority,
+        "updated_at": bead.updated_at.map(|t| beads_contract::notes::timestamp(t.and_utc())),
+        "generated_at": beads_contract::notes::timestamp(now),
+        "stage": if in_queue { serde_json::to_value(&placed.stage).unwrap_or_default() } else { serde_json::Value::Null },
+        "timeline": steps,
+    })
+}
