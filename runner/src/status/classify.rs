@@ -555,3 +555,297 @@ pub(crate) mod rfc3339_opt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 4, 18, h, m, s).unwrap()
+    }
+
+    fn row(id: &str, status: &str, priority: i32, notes: &str) -> BeadRow {
+        BeadRow {
+            id: id.into(),
+            title: format!("bead {id}"),
+            status: status.into(),
+            priority,
+            assignee: Some("agent".into()),
+            updated_at: Some(t(9, 0, 0).naive_utc()),
+            acceptance_criteria: "it works".into(),
+            notes: notes.into(),
+            is_template: false,
+            hidden: false,
+        }
+    }
+
+    fn stages(placed: &[Placed]) -> Vec<(&str, &Stage)> {
+        placed
+            .iter()
+            .map(|p| (p.bead.id.as_str(), &p.stage))
+            .collect()
+    }
+
+    #[test]
+    fn every_state_lands_in_its_group_in_dispatch_order() {
+        let now = t(12, 0, 0);
+        let failed = [
+            notes::claimed(t(11, 59, 0)),
+            notes::dispatch_failed_http(502, "Queue full"),
+        ]
+        .join("\n");
+        let dispatched = [
+            notes::claimed(t(11, 30, 0)),
+            notes::dispatching(t(11, 30, 1)),
+            notes::dispatched("job-7"),
+        ]
+        .join("\n");
+        let mut template = row("s-template", "open", 0, "");
+        template.is_template = true;
+        let mut labelled = row("s-label", "open", 0, "");
+        labelled.hidden = true;
+        let mut blank = row("s-blank", "open", 0, "");
+        blank.acceptance_criteria = " \n ".into();
+        let mut newer = row("w-newer", "open", 1, "");
+        newer.updated_at = Some(t(10, 0, 0).naive_utc());
+        let beads = vec![
+            row("s-deferred", "deferred", 2, ""),
+            blank,
+            labelled,
+            template,
+            row("b-person", "blocked", 2, "waiting on design review"),
+            row(
+                "b-backoff",
+                "blocked",
+                2,
+                &format!("{failed}\n{}", notes::backoff_blocked(5)),
+            ),
+            row(
+                "b-reaper",
+                "blocked",
+                2,
+                &format!("{dispatched}\n{}", notes::reaper_stale(31, 30)),
+            ),
+            row("f-claimed", "in_progress", 2, &notes::claimed(t(11, 58, 0))),
+            row("f-job", "in_progress", 2, &dispatched),
+            row("f-manual", "in_progress", 2, "a person started this"),
+            row("r-failed", "open", 0, &failed),
+            newer,
+            row("w-low", "open", 3, ""),
+            row("w-old", "open", 1, ""),
+        ];
+        let placed = place_all(beads, now);
+        let backoff_reason = Some(notes::dispatch_failed_http(502, "Queue full"));
+        assert_eq!(
+            stages(&placed),
+            [
+                ("w-old", &Stage::Waiting { position: 1 }),
+                ("w-newer", &Stage::Waiting { position: 2 }),
+                ("w-low", &Stage::Waiting { position: 3 }),
+                (
+                    "r-failed",
+                    &Stage::BackingOff {
+                        until: t(12, 1, 0),
+                        failures: 1,
+                        last_reason: backoff_reason
+                    }
+                ),
+                (
+                    "f-manual",
+                    &Stage::InFlight {
+                        since: Some(t(9, 0, 0)),
+                        job_id: None,
+                        phase: Phase::Manual
+                    }
+                ),
+                (
+                    "f-job",
+                    &Stage::InFlight {
+                        since: Some(t(11, 30, 0)),
+                        job_id: Some("job-7".into()),
+                        phase: Phase::Dispatched
+                    }
+                ),
+                (
+                    "f-claimed",
+                    &Stage::InFlight {
+                        since: Some(t(11, 58, 0)),
+                        job_id: None,
+                        phase: Phase::Claimed
+                    }
+                ),
+                (
+                    "b-backoff",
+                    &Stage::Blocked {
+                        by: BlockedBy::Dispatcher,
+                        reason: Some(notes::backoff_blocked(5))
+                    }
+                ),
+                (
+                    "b-person",
+                    &Stage::Blocked {
+                        by: BlockedBy::Other,
+                        reason: Some("waiting on design review".into())
+                    }
+                ),
+                (
+                    "b-reaper",
+                    &Stage::Blocked {
+                        by: BlockedBy::Reaper,
+                        reason: Some(notes::reaper_stale(31, 30))
+                    }
+                ),
+                (
+                    "s-blank",
+                    &Stage::Skipped {
+                        reason: SkipReason::NoAcceptanceCriteria
+                    }
+                ),
+                (
+                    "s-label",
+                    &Stage::Skipped {
+                        reason: SkipReason::AgentLabel
+                    }
+                ),
+                (
+                    "s-template",
+                    &Stage::Skipped {
+                        reason: SkipReason::Template
+                    }
+                ),
+                (
+                    "s-deferred",
+                    &Stage::Skipped {
+                        reason: SkipReason::Status
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_backoff_that_has_passed_is_waiting_again() {
+        let failed = [
+            notes::claimed(t(11, 0, 0)),
+            notes::dispatch_failed_transport("connection refused"),
+        ]
+        .join("\n");
+        let placed = place_all(vec![row("a", "open", 2, &failed)], t(11, 2, 0));
+        assert_eq!(placed[0].stage, Stage::Waiting { position: 1 });
+    }
+
+    #[test]
+    fn in_flight_reads_claims_with_a_runner_suffix_and_a_sent_marker() {
+        let n = [
+            format!("{} by runner-7f3a", notes::claimed(t(11, 0, 0))),
+            notes::dispatching(t(11, 0, 1)),
+        ]
+        .join("\n");
+        assert_eq!(
+            stage(&row("a", "in_progress", 2, &n), &[], t(11, 1, 0)),
+            Stage::InFlight {
+                since: Some(t(11, 0, 0)),
+                job_id: None,
+                phase: Phase::Sent
+            }
+        );
+        assert_eq!(
+            note_kind(&format!("{} by r", notes::claimed(t(11, 0, 0)))),
+            "claimed"
+        );
+        assert_eq!(note_kind("auto-dispatcher: something new"), "dispatcher");
+        assert_eq!(note_kind("the agent: step 2 done"), "other");
+    }
+
+    fn event(at: DateTime<Utc>, old: serde_json::Value, new: serde_json::Value) -> EventRow {
+        let kind = if new.get("status").is_some() {
+            "status_changed"
+        } else {
+            "updated"
+        };
+        EventRow {
+            created_at: Some(at.naive_utc()),
+            event_type: kind.into(),
+            actor: "beads-dispatcher".into(),
+            old_value: Some(old.to_string()),
+            new_value: Some(new.to_string()),
+        }
+    }
+
+    #[test]
+    fn timeline_attributes_note_lines_to_their_events_and_keeps_the_rest_in_place() {
+        let claim = notes::claimed(t(10, 0, 0));
+        let job = notes::dispatched("job-1");
+        let n1 = format!("from a person\n{claim}");
+        let n2 = format!("{n1}\n{job}");
+        let current = format!("{n2}\nagent: done half");
+        // As the runner writes them: at the same second, the status change
+        // comes first, whatever order the database returns the rows in.
+        let events = [
+            event(
+                t(10, 0, 0),
+                serde_json::json!({"status": "in_progress", "notes": "from a person"}),
+                serde_json::json!({"notes": n1}),
+            ),
+            event(
+                t(10, 0, 0),
+                serde_json::json!({"status": "open", "notes": "from a person"}),
+                serde_json::json!({"status": "in_progress"}),
+            ),
+            event(
+                t(10, 0, 5),
+                serde_json::json!({"status": "in_progress", "notes": n1}),
+                serde_json::json!({"notes": n2}),
+            ),
+        ];
+        let steps = timeline(&current, &events);
+        let got: Vec<(Option<DateTime<Utc>>, Option<&str>, &What)> = steps
+            .iter()
+            .map(|s| (s.at, s.actor.as_deref(), &s.what))
+            .collect();
+        let note = |kind, text: &str| What::Note {
+            kind,
+            text: text.into(),
+        };
+        let d = Some("beads-dispatcher");
+        assert_eq!(
+            got,
+            [
+                (None, None, &note("other", "from a person")),
+                (
+                    Some(t(10, 0, 0)),
+                    d,
+                    &What::Status {
+                        from: Some("open".into()),
+                        to: "in_progress".into()
+                    }
+                ),
+                (Some(t(10, 0, 0)), d, &note("claimed", &claim)),
+                (Some(t(10, 0, 5)), d, &note("dispatched", &job)),
+                (None, None, &note("other", "agent: done half")),
+            ]
+        );
+    }
+
+    #[test]
+    fn timeline_without_events_uses_the_notes_own_times() {
+        let n = format!(
+            "{}\n{}",
+            notes::claimed(t(10, 0, 0)),
+            notes::dispatch_failed_http(502, "x")
+        );
+        let steps = timeline(&n, &[]);
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].at, Some(t(10, 0, 0)));
+        assert_eq!(steps[1].at, None);
+        assert!(matches!(
+            steps[1].what,
+            What::Note {
+                kind: "dispatch_failed",
+                ..
+            }
+        ));
+        assert!(timeline("", &[]).is_empty());
+    }
+}

@@ -348,3 +348,112 @@ pub fn history_json(
         "timeline": steps,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::classify::{BeadRow, SkipReason};
+    use chrono::TimeZone;
+
+    fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 4, 18, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn relative_times_read_like_kubectl_ages() {
+        let now = t(12, 0, 0);
+        assert_eq!(relative(now, now), "just now");
+        assert_eq!(relative(t(11, 59, 15), now), "45s ago");
+        assert_eq!(relative(t(11, 57, 1), now), "2m ago");
+        assert_eq!(relative(t(9, 0, 0), now), "3h ago");
+        assert_eq!(relative(t(12, 4, 0), now), "in 4m");
+        assert_eq!(relative(now - chrono::Duration::days(3), now), "3d ago");
+    }
+
+    #[test]
+    fn titles_are_cut_by_display_width() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("abcdefghijk", 5), "abcd…");
+        // Each of these takes two columns.
+        assert_eq!(truncate("文字文字文字", 5), "文字…");
+    }
+
+    fn placed(id: &str, title: &str, stage: Stage) -> Placed {
+        Placed {
+            bead: BeadRow {
+                id: id.into(),
+                title: title.into(),
+                status: "open".into(),
+                priority: 1,
+                assignee: Some("agent".into()),
+                updated_at: Some(t(11, 0, 0).naive_utc()),
+                acceptance_criteria: "ac".into(),
+                notes: String::new(),
+                is_template: false,
+                hidden: false,
+            },
+            stage,
+        }
+    }
+
+    #[test]
+    fn the_queue_table_aligns_columns_and_colours_only_when_asked() {
+        let now = t(12, 0, 0);
+        let rows = [
+            placed("bd-1", "文字 wide", Stage::Waiting { position: 1 }),
+            placed(
+                "bd-22",
+                "retrying",
+                Stage::BackingOff {
+                    until: t(12, 4, 0),
+                    failures: 2,
+                    last_reason: Some("dispatch failed HTTP 502: Queue full".into()),
+                },
+            ),
+            placed(
+                "bd-3",
+                "no ac",
+                Stage::Skipped {
+                    reason: SkipReason::NoAcceptanceCriteria,
+                },
+            ),
+        ];
+        let text = queue_table(&rows, "agent", now, false);
+        assert_eq!(
+            text,
+            "STAGE         ID      PRI   TITLE       UPDATED   DETAIL\n\
+             waiting       bd-1    P1    文字 wide   1h ago    #1 in dispatch order\n\
+             backing off   bd-22   P1    retrying    1h ago    retry in 4m after 2 failures: dispatch failed HTTP 502: Queue full\n\
+             skipped       bd-3    P1    no ac       1h ago    no acceptance criteria\n"
+        );
+        assert!(!text.contains('\u{1b}'));
+        let coloured = queue_table(&rows, "agent", now, true);
+        assert!(
+            coloured.contains("\u{1b}[32mwaiting\u{1b}[0m"),
+            "{coloured:?}"
+        );
+        assert_eq!(
+            queue_table(&[], "agent", now, true),
+            "No beads assigned to agent.\n"
+        );
+    }
+
+    #[test]
+    fn queue_json_has_every_group_even_when_empty() {
+        let now = t(12, 0, 0);
+        let rows = [placed("bd-1", "x", Stage::Waiting { position: 1 })];
+        let v = queue_json(&rows, "agent", now);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "assignee": "agent",
+                "generated_at": "2026-04-18T12:00:00Z",
+                "waiting": [{
+                    "id": "bd-1", "title": "x", "priority": 1, "status": "open",
+                    "updated_at": "2026-04-18T11:00:00Z", "stage": "waiting", "position": 1
+                }],
+                "backing_off": [], "in_flight": [], "blocked": [], "skipped": []
+            })
+        );
+    }
+}
