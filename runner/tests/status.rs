@@ -1,0 +1,306 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+//! `beads-runner status` against a real MariaDB holding beads in every state.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use beads_contract::notes;
+use beads_testkit::{BeadsDb, Seed};
+use chrono::{Duration, Utc};
+use common::World;
+use mysql_async::prelude::*;
+
+/// Beads in every stage, plus beads `status` must leave out. Times are
+/// chosen far from the edges of their relative-time buckets, so the table
+/// text is the same however long the test takes to reach the runner.
+async fn seed_every_state(db: &BeadsDb) {
+    let now = Utc::now();
+    let ago = |m: i64| now - Duration::minutes(m);
+    let failed = [
+        notes::claimed(now - Duration::seconds(20)),
+        notes::dispatch_failed_http(502, "Queue full"),
+    ]
+    .join("\n");
+    let dispatched = [
+        notes::claimed(ago(10)),
+        notes::dispatching(ago(10)),
+        notes::dispatched("job-42"),
+    ]
+    .join("\n");
+    db.seed(&[
+        Seed::agent("w-first").priority(0).updated_minutes_ago(90),
+        Seed::agent("w-second").priority(2).updated_minutes_ago(90),
+        Seed::agent("r-retry")
+            .priority(1)
+            .notes(&failed)
+            .updated_minutes_ago(90),
+        Seed::agent("f-job")
+            .status("in_progress")
+            .notes(&dispatched)
+            .updated_minutes_ago(10),
+        Seed::agent("b-stale")
+            .status("blocked")
+            .notes(&format!("{dispatched}\n{}", notes::reaper_stale(31, 30)))
+            .updated_minutes_ago(90),
+        Seed::agent("b-person")
+            .status("blocked")
+            .notes("waiting on the design review")
+            .updated_minutes_ago(90),
+        Seed::agent("s-no-ac")
+            .acceptance("  ")
+            .updated_minutes_ago(90),
+        Seed::agent("s-label")
+            .label("gt:agent")
+            .updated_minutes_ago(90),
+        Seed::agent("s-template").updated_minutes_ago(90),
+        // Not the sentinel's, or done: never listed.
+        Seed::agent("x-closed").status("closed"),
+        Seed::agent("x-alice").assignee(Some("alice")),
+        Seed::agent("x-case").assignee(Some("Agent")),
+    ])
+    .await;
+    // `updated_at = updated_at` keeps ON UPDATE CURRENT_TIMESTAMP from bumping it.
+    db.exec("UPDATE issues SET is_template = 1, updated_at = updated_at WHERE id = 's-template'")
+        .await;
+}
+
+#[tokio::test]
+async fn the_queue_in_every_state_as_a_table() {
+    let w = World::new().await;
+    seed_every_state(&w.db).await;
+    let before = w.db.beads().await;
+    let run = w.run(&["status"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let blocked_note = notes::reaper_stale(31, 30);
+    let expected = format!(
+        "STAGE         ID           PRI   TITLE             UPDATED   DETAIL\n\
+         waiting       w-first      P0    bead w-first      1h ago    #1 in dispatch order\n\
+         waiting       w-second     P2    bead w-second     1h ago    #2 in dispatch order\n\
+         backing off   r-retry      P1    bead r-retry      1h ago    retry in 1m after 1 failure: dispatch failed HTTP 502: Queue full\n\
+         in flight     f-job        P2    bead f-job        10m ago   since 10m ago, job job-42\n\
+         blocked       b-person     P2    bead b-person     1h ago    not by the runner: waiting on the design review\n\
+         blocked       b-stale      P2    bead b-stale      1h ago    by the reaper: {blocked_note}\n\
+         skipped       s-label      P2    bead s-label      1h ago    labelled gt:agent (hidden from BeadBoard)\n\
+         skipped       s-no-ac      P2    bead s-no-ac      1h ago    no acceptance criteria\n\
+         skipped       s-template   P2    bead s-template   1h ago    a template (bd never changes templates)\n"
+    );
+    assert_eq!(run.stdout, expected);
+    assert!(!run.stdout.contains('\u{1b}'), "no colour off a terminal");
+    // Read-only: every row as it was, and no events.
+    assert_eq!(w.db.beads().await, before);
+    assert!(w.db.events("f-job").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_queue_in_every_state_as_json() {
+    let w = World::new().await;
+    seed_every_state(&w.db).await;
+    let run = w.run(&["status", "--json"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let ids = |group: &str| -> Vec<String> {
+        v[group]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {group} in {v}"))
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(v["assignee"], "agent");
+    assert_eq!(ids("waiting"), ["w-first", "w-second"]);
+    assert_eq!(ids("backing_off"), ["r-retry"]);
+    assert_eq!(ids("in_flight"), ["f-job"]);
+    assert_eq!(ids("blocked"), ["b-person", "b-stale"]);
+    assert_eq!(ids("skipped"), ["s-label", "s-no-ac", "s-template"]);
+    assert_eq!(v["waiting"][1]["position"], 2);
+    let retry = &v["backing_off"][0];
+    assert_eq!(retry["failures"], 1);
+    assert_eq!(
+        retry["last_reason"],
+        notes::dispatch_failed_http(502, "Queue full")
+    );
+    let until = chrono::DateTime::parse_from_rfc3339(retry["until"].as_str().unwrap()).unwrap();
+    assert!(until > Utc::now(), "{retry}");
+    let flight = &v["in_flight"][0];
+    assert_eq!(flight["job_id"], "job-42");
+    assert_eq!(flight["phase"], "dispatched");
+    assert_eq!(v["blocked"][1]["by"], "reaper");
+    assert_eq!(v["blocked"][0]["by"], "other");
+    let reasons: Vec<&str> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["agent_label", "no_acceptance_criteria", "template"]
+    );
+}
+
+#[tokio::test]
+async fn a_dispatched_bead_has_its_history_as_a_timeline() {
+    let w = World::new().await;
+    w.db.seed(&[Seed::agent("h1").notes("context from a person")])
+        .await;
+    let tick = w.run(&["dispatch"]).await;
+    assert_eq!(tick.code, 0, "{tick:?}");
+
+    let run = w.run(&["status", "h1"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], "h1   bead h1");
+    assert!(
+        lines[1].starts_with("status in_progress, assigned to agent: in flight, since ")
+            && lines[1].ends_with(", job job-1"),
+        "{run:?}"
+    );
+    let whats: Vec<String> = lines[4..]
+        .iter()
+        .map(|l| {
+            // TIME AGE ACTOR WHAT: the actor, then the rest.
+            let cols: Vec<&str> = l.split("   ").filter(|c| !c.is_empty()).collect();
+            format!("{} | {}", cols[2].trim(), cols[3..].join("   ").trim())
+        })
+        .collect();
+    let claim = w.db.bead("h1").await.note_lines()[1].to_string();
+    let marker = w.db.bead("h1").await.note_lines()[2].to_string();
+    assert_eq!(
+        whats,
+        [
+            "- | note: context from a person".to_string(),
+            "beads-dispatcher | status open → in_progress".into(),
+            format!("beads-dispatcher | note: {claim}"),
+            format!("beads-dispatcher | note: {marker}"),
+            "beads-dispatcher | note: dispatched: job=job-1".into(),
+        ]
+    );
+
+    let json = w.run(&["status", "h1", "--json"]).await;
+    assert_eq!(json.code, 0, "{json:?}");
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["stage"]["stage"], "in_flight");
+    assert_eq!(v["stage"]["job_id"], "job-1");
+    let steps: Vec<(String, String)> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["event"].as_str().unwrap().to_string(),
+                s["kind"].as_str().or(s["to"].as_str()).unwrap().to_string(),
+            )
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("note", "other"),
+            ("status", "in_progress"),
+            ("note", "claimed"),
+            ("note", "dispatching"),
+            ("note", "dispatched"),
+        ]
+    );
+    assert_eq!(v["timeline"][1]["actor"], "beads-dispatcher");
+    assert!(v["timeline"][1]["at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn a_bead_outside_the_queue_and_an_unknown_bead() {
+    let w = World::new().await;
+    w.db.seed(&[Seed::agent("mine").assignee(Some("alice"))])
+        .await;
+    let run = w.run(&["status", "mine"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "mine   bead mine\nstatus open, assigned to alice: not in agent's queue\n\n\
+         No dispatch history: no notes and no events.\n"
+    );
+    let json = w.run(&["status", "mine", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["stage"], serde_json::Value::Null);
+    assert_eq!(v["timeline"], serde_json::json!([]));
+
+    let missing = w.run(&["status", "nope"]).await;
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(missing.stderr.contains("no bead nope in "), "{missing:?}");
+    assert_eq!(missing.stdout, "");
+}
+
+#[tokio::test]
+async fn an_empty_queue_and_a_wrong_database() {
+    let w = World::new().await;
+    let run = w.run(&["status"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "No beads assigned to agent.\n");
+
+    w.db.set_project_id("the-other-project").await;
+    std::fs::write(&w.metadata, w.db.metadata_json(Some("this-project"))).unwrap();
+    let refused = w.run(&["status"]).await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("project identity mismatch"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.stdout, "");
+}
+
+static USERS: AtomicU32 = AtomicU32::new(0);
+
+/// What one database user sent, from MariaDB's `USER_STATISTICS`
+/// (`SELECT`s, writes, other statements, rows written).
+async fn statements_of(w: &World, args: &[&str]) -> (u64, u64, u64, u64) {
+    let user = format!(
+        "st_{}_{}",
+        std::process::id(),
+        USERS.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut admin = w.db.conn().await;
+    admin.query_drop("SET GLOBAL userstat = 1").await.unwrap();
+    admin
+        .query_drop(format!("CREATE USER '{user}'@'%'"))
+        .await
+        .unwrap();
+    admin
+        .query_drop(format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", w.db.name))
+        .await
+        .unwrap();
+    let run = w
+        .run_with(args, &[("BEADS_DOLT_SERVER_USER", user.as_str())])
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let row: Option<(u64, u64, u64, u64)> = admin
+        .exec_first(
+            "SELECT SELECT_COMMANDS, UPDATE_COMMANDS, OTHER_COMMANDS, \
+                    ROWS_INSERTED + ROWS_UPDATED + ROWS_DELETED \
+             FROM information_schema.USER_STATISTICS WHERE USER = ?",
+            (&user,),
+        )
+        .await
+        .unwrap();
+    admin
+        .query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
+    row.unwrap_or_else(|| panic!("no statistics for {user}"))
+}
+
+#[tokio::test]
+async fn an_empty_queue_costs_one_select_like_an_idle_tick() {
+    let w = World::new().await;
+    // Other people's work does not make it dearer.
+    w.db.seed(&[Seed::agent("x").assignee(Some("alice"))]).await;
+    let idle_tick = statements_of(&w, &["dispatch"]).await;
+    let status = statements_of(&w, &["status"]).await;
+    // Both include the connection's own setup (mysql_async reads server
+    // variables, the store sets the time zone); beyond it each sends one SELECT.
+    assert_eq!(status, idle_tick);
+    assert_eq!((status.1, status.3), (0, 0), "no writes: {status:?}");
+}
