@@ -800,7 +800,7 @@ mod tests {
             ),
         ];
         let steps = timeline(&current, &events);
-        let got: Vec<(Option<DateTime<Utc>>, Option<&str>, &What)> = steps
+        let got: Vec<_> = steps
             .iter()
             .map(|s| (s.at, s.actor.as_deref(), &s.what))
             .collect();
