@@ -304,3 +304,53 @@ async fn an_empty_queue_costs_one_select_like_an_idle_tick() {
     assert_eq!(status, idle_tick);
     assert_eq!((status.1, status.3), (0, 0), "no writes: {status:?}");
 }
+
+/// The runbook's in-cluster recipes run `status` with the CronJobs' binary
+/// path, metadata mount, ConfigMap and variable names.
+#[test]
+fn the_runbook_recipes_use_the_cronjobs_names() {
+    use beads_contract::{defaults, env};
+    let runbook = include_str!("../../docs/runbook.md");
+    assert!(runbook.contains(&format!(
+        "kubectl -n beads-server exec deploy/beads-runner -- {} status",
+        defaults::RUNNER_IMAGE_PATH
+    )));
+    let start = runbook.find("--overrides='").unwrap() + "--overrides='".len();
+    let end = start + runbook[start..].find("}'\n").unwrap() + 1;
+    let overrides: serde_json::Value =
+        serde_json::from_str(&runbook[start..end].replace("'\"$IMAGE\"'", "IMAGE")).unwrap();
+    let spec = &overrides["spec"];
+    let c = &spec["containers"][0];
+    assert_eq!(
+        c["command"],
+        serde_json::json!([defaults::RUNNER_IMAGE_PATH])
+    );
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args, ["status"]);
+    use clap::Parser;
+    let cli = beads_runner::cli::Cli::try_parse_from(std::iter::once("beads-runner").chain(args));
+    assert!(matches!(
+        cli.unwrap().command,
+        beads_runner::cli::Command::Status {
+            bead: None,
+            json: false
+        }
+    ));
+    let names: Vec<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [env::AGENT_ASSIGNEE, env::DOLT_PASSWORD]);
+    assert_eq!(c["volumeMounts"][0]["mountPath"], defaults::METADATA_DIR);
+    let volume = &spec["volumes"][0];
+    assert_eq!(volume["name"], c["volumeMounts"][0]["name"]);
+    // The provider names the ConfigMap `<name>-metadata`; the runbook's name is "beads".
+    assert_eq!(volume["configMap"]["name"], "beads-metadata");
+}

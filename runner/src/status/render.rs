@@ -456,4 +456,175 @@ mod tests {
             })
         );
     }
+
+    #[test]
+    fn details_name_every_phase_blocker_and_skip() {
+        let now = t(12, 0, 0);
+        let flight = |phase, job: Option<&str>| Stage::InFlight {
+            since: Some(t(11, 50, 0)),
+            job_id: job.map(Into::into),
+            phase,
+        };
+        assert_eq!(
+            detail(&flight(Phase::Dispatched, Some("j")), "in_progress", now),
+            "since 10m ago, job j"
+        );
+        assert_eq!(
+            detail(&flight(Phase::Claimed, None), "in_progress", now),
+            "since 10m ago, claimed; not sent yet"
+        );
+        assert_eq!(
+            detail(&flight(Phase::Sent, None), "in_progress", now),
+            "since 10m ago, sent; no answer recorded yet"
+        );
+        assert_eq!(
+            detail(&flight(Phase::Manual, None), "in_progress", now),
+            "since 10m ago, set in_progress without a runner claim"
+        );
+        let blocked = Stage::Blocked {
+            by: BlockedBy::Dispatcher,
+            reason: Some("auto-dispatcher: 5 consecutive dispatch failures — blocking".into()),
+        };
+        assert_eq!(
+            detail(&blocked, "blocked", now),
+            "by the dispatcher: auto-dispatcher: 5 consecutive dispatch failures — blocking"
+        );
+        let deferred = Stage::Skipped {
+            reason: SkipReason::Status,
+        };
+        assert_eq!(
+            detail(&deferred, "deferred", now),
+            "status deferred: only open beads are dispatched"
+        );
+    }
+
+    #[test]
+    fn long_titles_are_cut_at_forty_columns() {
+        let long = "x".repeat(60);
+        let text = queue_table(
+            &[placed("bd-1", &long, Stage::Waiting { position: 1 })],
+            "agent",
+            t(12, 0, 0),
+            false,
+        );
+        let cut = format!("{}…", "x".repeat(TITLE_WIDTH - 1));
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .contains(&format!("{cut}   1h ago")),
+            "{text}"
+        );
+    }
+
+    /// The example in docs/runner.md is what the renderer prints for it.
+    #[test]
+    fn the_documented_queue_example_is_real_output() {
+        let docs = include_str!("../../../docs/runner.md");
+        let start = docs.find("$ beads-runner status\n").unwrap() + "$ beads-runner status\n".len();
+        let example = &docs[start..start + docs[start..].find("```").unwrap()];
+        let now = t(12, 0, 0);
+        let mut rows = vec![
+            placed(
+                "bd-a1",
+                "Fix the upload retry",
+                Stage::Waiting { position: 1 },
+            ),
+            placed(
+                "bd-c3",
+                "Settings page speed",
+                Stage::Waiting { position: 2 },
+            ),
+            placed(
+                "bd-b2",
+                "Flaky export",
+                Stage::BackingOff {
+                    until: t(12, 1, 30),
+                    failures: 1,
+                    last_reason: Some("dispatch failed HTTP 502: Queue full".into()),
+                },
+            ),
+            placed(
+                "bd-d4",
+                "Login page",
+                Stage::InFlight {
+                    since: Some(t(11, 50, 0)),
+                    job_id: Some("job-42".into()),
+                    phase: Phase::Dispatched,
+                },
+            ),
+            placed(
+                "bd-e5",
+                "Search index",
+                Stage::Blocked {
+                    by: BlockedBy::Reaper,
+                    reason: Some("reaper: no progress for 31m (threshold 30m) — blocking".into()),
+                },
+            ),
+            placed(
+                "bd-f6",
+                "Agent registry",
+                Stage::Skipped {
+                    reason: SkipReason::AgentLabel,
+                },
+            ),
+        ];
+        for (row, p) in rows.iter_mut().zip([0, 2, 1, 2, 2, 2]) {
+            row.bead.priority = p;
+        }
+        rows[3].bead.updated_at = Some(t(11, 50, 0).naive_utc());
+        assert_eq!(queue_table(&rows, "agent", now, false), example);
+    }
+
+    /// The history example in docs/runner.md is what the renderer prints for it.
+    #[test]
+    fn the_documented_history_example_is_real_output() {
+        let docs = include_str!("../../../docs/runner.md");
+        let marker = "$ beads-runner status bd-d4\n";
+        let start = docs.find(marker).unwrap() + marker.len();
+        let example = &docs[start..start + docs[start..].find("```").unwrap()];
+        let now = t(12, 0, 0);
+        let mut bead = placed(
+            "bd-d4",
+            "Login page",
+            Stage::InFlight {
+                since: Some(t(11, 50, 0)),
+                job_id: Some("job-42".into()),
+                phase: Phase::Dispatched,
+            },
+        );
+        bead.bead.status = "in_progress".into();
+        let step = |at: Option<DateTime<Utc>>, what: What| Step {
+            at,
+            actor: at.map(|_| "beads-dispatcher".to_string()),
+            what,
+        };
+        let note = |text: &str| What::Note {
+            kind: "other",
+            text: text.into(),
+        };
+        let steps = [
+            step(None, note("context from a person")),
+            step(
+                Some(t(11, 50, 0)),
+                What::Status {
+                    from: Some("open".into()),
+                    to: "in_progress".into(),
+                },
+            ),
+            step(
+                Some(t(11, 50, 0)),
+                note("auto-dispatcher claimed at 2026-04-18T11:50:00Z"),
+            ),
+            step(
+                Some(t(11, 50, 0)),
+                note("dispatching to BeadBoard at 2026-04-18T11:50:00Z"),
+            ),
+            step(Some(t(11, 50, 1)), note("dispatched: job=job-42")),
+        ];
+        assert_eq!(
+            history_table(&bead, "agent", true, &steps, now, false),
+            example
+        );
+    }
 }

@@ -7,7 +7,8 @@
 //! 3. `terraform apply` examples/basic against the stand-in;
 //! 4. run the reaper and the dispatcher exactly as the created CronJobs say;
 //! 5. show each bead before and after;
-//! 6. flip the kill switch and show both CronJobs suspended.
+//! 6. flip the kill switch and show both CronJobs suspended;
+//! 7. clean up, and end with `beads-runner status`: the queue at a glance.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -230,6 +231,11 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
+    // Kept for the last word below, which runs this CronJob's container.
+    let dispatcher = cluster
+        .get_json(NAMESPACE, "cronjob", "beads-dispatcher")?
+        .context("CronJob beads-dispatcher missing")?;
+
     step(7, "cleaning up (terraform destroy, stopping the servers)");
     ws.ok(&[
         "destroy",
@@ -242,6 +248,57 @@ async fn run() -> anyhow::Result<()> {
     println!(
         "\nDone: qs-1 dispatched once, the stale qs-5 blocked, both CronJobs suspended by the kill switch."
     );
+    print_status(&runner, &dispatcher, &config_maps, scratch.path(), &target)
+}
+
+/// The last word: the queue as `beads-runner status` shows it, run with the
+/// dispatcher CronJob's container (its ConfigMap, env and Secret references)
+/// and `status` for its args, as the runbook's `kubectl run` recipe does.
+fn print_status(
+    runner: &std::path::Path,
+    dispatcher: &serde_json::Value,
+    config_maps: &BTreeMap<String, serde_json::Value>,
+    scratch: &std::path::Path,
+    target: &Target,
+) -> anyhow::Result<()> {
+    let mut pod = local_pod::cron_job_pod(dispatcher).clone();
+    pod["containers"][0]["args"] = serde_json::json!(["status"]);
+    let exit = local_pod::run(
+        &pod,
+        &local_pod::Local {
+            binary: runner,
+            config_maps,
+            secrets: &BTreeMap::new(),
+            scratch,
+            extra_args: &[],
+            extra_env: &target.env,
+        },
+    )?;
+    if exit.code != Some(0) {
+        bail!(
+            "beads-runner status exited {:?}:\n{}",
+            exit.code,
+            exit.stderr
+        );
+    }
+    println!("\nThe queue at a glance: beads-runner status (read-only; see docs/runner.md#status)");
+    println!("{}", indent(&exit.stdout));
+    if !target.real {
+        for (stage, bead) in [
+            ("waiting", "qs-2"),
+            ("in flight", "qs-1"),
+            ("blocked", "qs-5"),
+            ("skipped", "qs-3"),
+        ] {
+            let listed = exit
+                .stdout
+                .lines()
+                .any(|l| l.starts_with(stage) && l.split_whitespace().any(|w| w == bead));
+            if !listed {
+                bail!("status does not list {bead} as {stage}:\n{}", exit.stdout);
+            }
+        }
+    }
     Ok(())
 }
 
