@@ -240,6 +240,12 @@ async fn an_empty_queue_and_a_wrong_database() {
     let run = w.run(&["status"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.stdout, "No beads assigned to agent.\n");
+    // No BeadBoard needed: the in-cluster recipes need only the database.
+    let mut cmd = w.command(&["status"]);
+    cmd.env_remove("BEADBOARD_URL");
+    let out = cmd.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, b"No beads assigned to agent.\n");
 
     w.db.set_project_id("the-other-project").await;
     std::fs::write(&w.metadata, w.db.metadata_json(Some("this-project"))).unwrap();
