@@ -7,7 +7,7 @@
 #   tg apply -var=beads_dispatcher_enabled=true    # resume
 
 provider "beads" {
-  config_path = var.kubeconfig
+  config_path = var.kube_config_path != "" ? var.kube_config_path : var.kubeconfig
 }
 
 resource "beads_autodispatch" "this" {

@@ -20,8 +20,14 @@ variable "beads_dispatcher_enabled" {
   default     = true
 }
 
+variable "kube_config_path" {
+  description = "Kubeconfig the provider uses: the old stack's name (terragrunt passes -var kube_config_path=<repo>/config to every stack). Empty: kubeconfig, then KUBE_CONFIG_PATH, then the in-cluster account."
+  type        = string
+  default     = ""
+}
+
 variable "kubeconfig" {
-  description = "Kubeconfig the provider uses; empty means KUBE_CONFIG_PATH or the in-cluster account (the old stack's kube_config_path)."
+  description = "Kubeconfig used when kube_config_path is empty (this stack's earlier name for it)."
   type        = string
   default     = ""
 }

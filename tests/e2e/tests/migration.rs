@@ -77,7 +77,7 @@ fn stack(tf: &Path, cluster: &Cluster, ns: &str) -> Stack {
     let kubeconfig = cluster.kubeconfig.display().to_string();
     ws.env("TF_CLI_CONFIG_FILE", &rc.display().to_string())
         .env("KUBECONFIG", &kubeconfig)
-        .env("TF_VAR_kubeconfig", &kubeconfig)
+        .env("TF_VAR_kube_config_path", &kubeconfig)
         .env("TF_VAR_namespace", ns);
     Stack {
         ws,
@@ -203,8 +203,7 @@ fn build_old_stack(cluster: &Cluster, ns: &str) {
 /// made by importing the objects.
 fn old_stack_state(s: &Stack, ns: &str) {
     let tf = format!(
-        r#"variable "kubeconfig" {{ type = string }}
-variable "namespace" {{ type = string }}
+        r#"variable "namespace" {{ type = string }}
 
 resource "kubernetes_config_map" "beads-metadata" {{
   namespace = var.namespace
@@ -349,12 +348,42 @@ const ON: &str = "-var=beads_dispatcher_enabled=true";
 fn kill_switch_both_ways(s: &Stack, cluster: &Cluster, ns: &str) {
     s.ws.apply(&[ON]).unwrap();
     assert_eq!(suspended(cluster, ns), [json!(false), json!(false)]);
+    let outputs: Value = serde_json::from_str(&s.ws.ok(&["output", "-json"]).unwrap()).unwrap();
+    assert_eq!(outputs["enabled"]["value"], true);
+    assert_eq!(outputs["dispatcher_cron_job"]["value"], "beads-dispatcher");
+    assert_eq!(
+        outputs["image"]["value"],
+        "ghcr.io/example/beads-runner:0.1.0"
+    );
+    assert!(
+        outputs["kubectl_jobs"]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "kubectl -n {ns} get jobs -l app.kubernetes.io/instance=beads,"
+            )),
+        "{outputs}"
+    );
+    // The selector of kubectl_jobs matches what Jobs inherit from the template.
+    let cj = cluster
+        .get_json(ns, "cronjob", "beads-dispatcher")
+        .unwrap()
+        .unwrap();
+    let job_labels = &cj["spec"]["jobTemplate"]["metadata"]["labels"];
+    assert_eq!(job_labels["app.kubernetes.io/instance"], "beads");
+    assert_eq!(job_labels["app.kubernetes.io/component"], "dispatcher");
     let (changes, plan) = s.ws.plan(&[ON]).unwrap();
     assert!(!changes, "{plan}");
     s.ws.apply(&[OFF]).unwrap();
     assert_eq!(suspended(cluster, ns), [json!(true), json!(true)]);
     let (changes, plan) = s.ws.plan(&[OFF]).unwrap();
     assert!(!changes, "{plan}");
+    // Without the override the committed default (true) comes back.
+    let (changes, plan) = s.ws.plan(&[]).unwrap();
+    assert!(
+        changes && plan.contains("~ enabled") && plan.contains("false -> true"),
+        "{plan}"
+    );
 }
 
 /// A fresh install of terraform/beads-server: what the provider renders.
@@ -414,6 +443,31 @@ async fn removed_and_import_blocks_adopt_todays_stack_in_place() {
         [json!(true), json!(true)],
         "the old stack is switched off"
     );
+    // The documented check, verbatim.
+    let check = cluster
+        .kubectl_ok(&[
+            "-n",
+            &ns,
+            "get",
+            "cronjob",
+            "beads-dispatcher",
+            "beads-reaper",
+            "-o",
+            "custom-columns=NAME:.metadata.name,SUSPEND:.spec.suspend",
+        ])
+        .unwrap();
+    assert_eq!(
+        check.split_whitespace().collect::<Vec<_>>(),
+        [
+            "NAME",
+            "SUSPEND",
+            "beads-dispatcher",
+            "true",
+            "beads-reaper",
+            "true"
+        ],
+        "{check}"
+    );
 
     new_stack(&s);
     s.ws.write("migration.tf", &migration_blocks(&ns)).unwrap();
@@ -453,6 +507,11 @@ async fn removed_and_import_blocks_adopt_todays_stack_in_place() {
     let (changes, plan) = s.ws.plan(&[OFF]).unwrap();
     assert!(!changes, "the next plan is empty:\n{plan}");
 
+    // The migration blocks have done their work and can go.
+    std::fs::remove_file(s.ws.work.join("migration.tf")).unwrap();
+    let (changes, plan) = s.ws.plan(&[OFF]).unwrap();
+    assert!(!changes, "{plan}");
+
     kill_switch_both_ways(&s, &cluster, &ns);
     assert_eq!(uids(&cluster, &ns), before);
     cleanup(&cluster, &[&ns, &reference]);
@@ -478,6 +537,10 @@ async fn state_rm_and_import_adopt_todays_stack_in_place() {
 
     let s = stack(&tf, &cluster, &ns);
     old_stack_state(&s, &ns);
+    // Without their blocks and still in the state, the old resources
+    // would be destroyed: hence `state rm` first.
+    let (changes, plan) = s.ws.plan(&[OFF]).unwrap();
+    assert!(changes && plan.contains("3 to destroy"), "{plan}");
     let mut rm = vec!["state", "rm", "-no-color"];
     rm.extend(OLD_ADDRESSES);
     s.ws.ok(&rm).unwrap();
@@ -494,7 +557,9 @@ async fn state_rm_and_import_adopt_todays_stack_in_place() {
     .unwrap();
     let (changes, plan) = s.ws.plan(&[OFF]).unwrap();
     assert!(
-        changes && plan.contains("updated in-place") && plan.contains("0 to destroy"),
+        changes
+            && plan.contains("0 to add, 1 to change, 0 to destroy")
+            && plan.contains("0 to destroy"),
         "{plan}"
     );
     s.ws.apply(&[OFF]).unwrap();
