@@ -537,6 +537,7 @@ async fn state_rm_and_import_adopt_todays_stack_in_place() {
 
     let s = stack(&tf, &cluster, &ns);
     old_stack_state(&s, &ns);
+    new_stack(&s);
     // Without their blocks and still in the state, the old resources
     // would be destroyed: hence `state rm` first.
     let (changes, plan) = s.ws.plan(&[OFF]).unwrap();
@@ -546,7 +547,6 @@ async fn state_rm_and_import_adopt_todays_stack_in_place() {
     s.ws.ok(&rm).unwrap();
     assert_eq!(state_list(&s), Vec::<String>::new());
 
-    new_stack(&s);
     s.ws.ok(&[
         "import",
         "-no-color",
@@ -557,9 +557,7 @@ async fn state_rm_and_import_adopt_todays_stack_in_place() {
     .unwrap();
     let (changes, plan) = s.ws.plan(&[OFF]).unwrap();
     assert!(
-        changes
-            && plan.contains("0 to add, 1 to change, 0 to destroy")
-            && plan.contains("0 to destroy"),
+        changes && plan.contains("0 to add, 1 to change, 0 to destroy"),
         "{plan}"
     );
     s.ws.apply(&[OFF]).unwrap();
