@@ -202,26 +202,24 @@ fn build_old_stack(cluster: &Cluster, ns: &str) {
 /// The old stack's configuration (its three resources) and its state,
 /// made by importing the objects.
 fn old_stack_state(s: &Stack, ns: &str) {
-    let tf = format!(
-        r#"variable "namespace" {{ type = string }}
+    let tf = r#"variable "namespace" { type = string }
 
-resource "kubernetes_config_map" "beads-metadata" {{
+resource "kubernetes_config_map" "beads-metadata" {
   namespace = var.namespace
   name      = "beads-metadata"
-}}
+}
 
-resource "kubernetes_cron_job_v1" "beads_dispatcher" {{
+resource "kubernetes_cron_job_v1" "beads_dispatcher" {
   namespace = var.namespace
   name      = "beads-dispatcher"
-}}
+}
 
-resource "kubernetes_cron_job_v1" "beads_reaper" {{
+resource "kubernetes_cron_job_v1" "beads_reaper" {
   namespace = var.namespace
   name      = "beads-reaper"
-}}
-"#
-    );
-    s.ws.write("old_stack.tf", &tf).unwrap();
+}
+"#;
+    s.ws.write("old_stack.tf", tf).unwrap();
     for (address, name) in
         OLD_ADDRESSES
             .iter()
@@ -590,12 +588,11 @@ async fn a_removed_block_that_destroys_would_delete_the_objects() {
     old_stack_state(&s, &ns);
     s.ws.write(
         "migration.tf",
-        &migration_blocks(&ns)
+        migration_blocks(&ns)
             .replace("destroy = false", "destroy = true")
             .split("import {")
             .next()
-            .unwrap()
-            .to_string(),
+            .unwrap(),
     )
     .unwrap();
     s.ws.apply(&[]).unwrap();
