@@ -333,3 +333,124 @@ mod tests {
         assert!(upgrade(&before, &LEGACY_MANAGERS, "terraform-provider-beads").is_err());
     }
 }
+
+/// `adopt` against the stand-in API server, in process.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod against_the_stand_in {
+    use super::*;
+    use k8s_openapi::api::batch::v1::CronJob;
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::PostParams;
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    use serde_json::json;
+
+    const NEW: &str = "terraform-provider-beads";
+
+    async fn start() -> (beads_sandbox_apiserver::Handle, kube::Client) {
+        let handle = beads_sandbox_apiserver::spawn(beads_sandbox_apiserver::Config::default())
+            .await
+            .unwrap();
+        let kc = Kubeconfig::from_yaml(&handle.kubeconfig()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        (handle, kube::Client::try_from(config).unwrap())
+    }
+
+    fn cron_job(container: &str) -> CronJob {
+        serde_json::from_value(json!({
+            "apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "beads-dispatcher"},
+            "spec": {"schedule": "*/2 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": container, "image": "img:1"}]}}}}}
+        }))
+        .unwrap()
+    }
+
+    fn managers(cj: &CronJob) -> Vec<(String, String)> {
+        cj.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .map(|e| (e.manager.clone().unwrap(), e.operation.clone().unwrap()))
+            .collect()
+    }
+
+    fn pair(m: &str, op: &str) -> (String, String) {
+        (m.into(), op.into())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn moves_the_old_managers_fields_once_retrying_a_conflict() {
+        let (server, client) = start().await;
+        let ns: Api<Namespace> = Api::all(client.clone());
+        let namespace =
+            serde_json::from_value(json!({"metadata": {"name": "beads-server"}})).unwrap();
+        ns.create(&PostParams::default(), &namespace).await.unwrap();
+        let api: Api<CronJob> = Api::namespaced(client, "beads-server");
+        assert!(
+            !adopt(&api, "beads-dispatcher", NEW).await.unwrap(),
+            "nothing to adopt"
+        );
+
+        let old = PostParams {
+            field_manager: Some("HashiCorp".into()),
+            ..PostParams::default()
+        };
+        api.create(&old, &cron_job("dispatcher")).await.unwrap();
+        let dns = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]}}}}}}});
+        let webhook = PatchParams {
+            field_manager: Some("kyverno".into()),
+            ..PatchParams::default()
+        };
+        api.patch("beads-dispatcher", &webhook, &Patch::Merge(&dns))
+            .await
+            .unwrap();
+
+        // The first patch answers 409, as when the object changed since it
+        // was read: adopt reads again and succeeds.
+        server.inject_fault(
+            serde_json::from_value(
+                json!({"verb": "patch", "resource": "cronjobs", "status": 409, "times": 1}),
+            )
+            .unwrap(),
+        );
+        assert!(adopt(&api, "beads-dispatcher", NEW).await.unwrap());
+        let live = api.get("beads-dispatcher").await.unwrap();
+        assert_eq!(
+            managers(&live),
+            [pair(NEW, "Apply"), pair("kyverno", "Update")]
+        );
+        assert!(
+            !adopt(&api, "beads-dispatcher", NEW).await.unwrap(),
+            "already ours"
+        );
+
+        // The forced apply that follows drops the old container, keeps dnsConfig.
+        api.patch(
+            "beads-dispatcher",
+            &PatchParams::apply(NEW).force(),
+            &Patch::Apply(cron_job("runner")),
+        )
+        .await
+        .unwrap();
+        let pod = api
+            .get("beads-dispatcher")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .job_template
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["runner"]);
+        assert!(pod.dns_config.is_some());
+    }
+}
