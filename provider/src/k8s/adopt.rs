@@ -171,7 +171,14 @@ where
             .patch(name, &PatchParams::default(), &Patch::Merge(&body))
             .await
         {
-            Ok(_) => return Ok(true),
+            Ok(_) => {
+                tracing::info!(
+                    object = name,
+                    managers = ?LEGACY_MANAGERS,
+                    "took over the fields of client-side managers"
+                );
+                return Ok(true);
+            }
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => continue,
             Err(e) => return Err(e),
         }
