@@ -298,6 +298,11 @@ impl Objects {
         // force: the resource owns these fields; taking them back from
         // whoever changed them out of band is what "apply restores it" means.
         let params = PatchParams::apply(MANAGER).force();
+        // Fields a client-side writer (today's stack) owns become ours first,
+        // so this apply removes what it no longer renders.
+        super::adopt::adopt(&self.api::<K>(), name, MANAGER)
+            .await
+            .map_err(|e| self.error("adopting", kind, name, e))?;
         self.api::<K>()
             .patch(name, &params, &Patch::Apply(object))
             .await

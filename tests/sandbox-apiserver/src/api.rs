@@ -707,6 +707,13 @@ impl ApiServer {
             return Err(ApiError::stale(res.group, res.plural, name));
         }
         let schema = schema::for_resource(res);
+        // Read before the server-owned metadata is restored from `old`; a
+        // subresource write never sets them (upstream
+        // `ignoreManagedFieldsFromRequestObject`).
+        let requested = match o.sub() {
+            "" => managed_fields::requested(&new),
+            _ => managed_fields::Requested::Live,
+        };
         set_type_meta(res, &mut new);
         ssa::normalize(schema, &mut new);
         restore_system_meta(&mut new, Some(old));
@@ -732,7 +739,11 @@ impl ApiServer {
         let now = now();
         let manager = o.manager();
         let av = res.api_version();
-        let mut entries = managed_fields::decode(old);
+        let mut entries = match requested {
+            managed_fields::Requested::Live => managed_fields::decode(old),
+            managed_fields::Requested::Reset => Vec::new(),
+            managed_fields::Requested::Entries(entries) => entries,
+        };
         managed_fields::update(
             schema,
             &without_managed_fields(old),

@@ -102,6 +102,51 @@ pub fn decode(obj: &Value) -> Vec<Entry> {
         .collect()
 }
 
+/// What a non-apply write (PUT, merge/JSON/strategic patch) asks of
+/// `metadata.managedFields`, per upstream `decodeManagedFields`
+/// (k8s.io/apimachinery `pkg/util/managedfields/internal/fieldmanager.go`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    /// Absent, empty, or not decodable: keep the live object's entries, so a
+    /// client that does not know the field never wipes it.
+    Live,
+    /// Exactly one empty entry (`[{}]`): clear them (`isResetManagedFields`).
+    Reset,
+    /// A valid list: it replaces the live entries (how client-go's
+    /// `csaupgrade` moves ownership from one manager to another).
+    Entries(Vec<Entry>),
+}
+
+/// Reads the `managedFields` a write carries. Any entry upstream refuses to
+/// decode (operation not `Apply`/`Update`, empty apiVersion, fieldsType not
+/// `FieldsV1`, fieldsV1 not an object) makes the whole list [`Requested::Live`].
+pub fn requested(obj: &Value) -> Requested {
+    let Some(list) = obj
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
+        return Requested::Live;
+    };
+    if list.len() == 1 && list[0].as_object().is_some_and(Map::is_empty) {
+        return Requested::Reset;
+    }
+    let valid = |e: &Value| {
+        matches!(
+            e.get("operation").and_then(Value::as_str),
+            Some("Apply" | "Update")
+        ) && e
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+            && e.get("fieldsType").and_then(Value::as_str) == Some("FieldsV1")
+            && e.get("fieldsV1").is_none_or(Value::is_object)
+    };
+    if list.is_empty() || !list.iter().all(valid) {
+        return Requested::Live;
+    }
+    Requested::Entries(decode(obj))
+}
+
 /// Writes entries into `metadata.managedFields`, sorted as upstream sorts
 /// them (Apply first, then by time, manager, apiVersion).
 pub fn encode(obj: &mut Value, mut entries: Vec<Entry>) {
