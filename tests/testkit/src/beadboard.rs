@@ -27,8 +27,13 @@ pub enum Reply {
     },
     /// Waits, then gives the inner answer.
     Slow(Duration, Box<Reply>),
-    /// Closes the connection without answering.
+    /// Closes the connection without answering, after reading the whole
+    /// request (a reset after sending, as far as the client can tell).
     Close,
+    /// Reads the request and never answers (the connection stays open).
+    Hang,
+    /// `status` with a JSON body of `bytes` bytes, streamed.
+    Huge { status: u16, bytes: usize },
     /// Announces a longer body than it sends, then closes.
     Truncated(String),
     /// A job, or one of the failures above, chosen pseudo-randomly (a fixed
@@ -66,6 +71,8 @@ struct Script {
     dispatch: VecDeque<Reply>,
     status_default: Option<Reply>,
     dispatch_default: Option<Reply>,
+    /// Answers for one `taskId`, before the queue and the default.
+    per_bead: std::collections::HashMap<String, Reply>,
     requests: Vec<Request>,
     jobs: u32,
 }
@@ -118,6 +125,15 @@ impl StubBeadBoard {
     /// Queues answers to the next dispatch requests.
     pub fn dispatch_replies(&self, replies: impl IntoIterator<Item = Reply>) {
         self.with(|s| s.dispatch.extend(replies));
+    }
+    /// Always answers dispatches of this `taskId` with `reply` (BeadBoard
+    /// refusing one bead while accepting others).
+    pub fn dispatch_for(&self, task_id: &str, reply: Reply) {
+        self.with(|s| s.per_bead.insert(task_id.to_string(), reply));
+    }
+    /// Forgets the per-bead answers.
+    pub fn clear_dispatch_for(&self) {
+        self.with(|s| s.per_bead.clear());
     }
     /// The answer to status requests once the queue is empty.
     pub fn status_default(&self, reply: Reply) {
@@ -173,12 +189,20 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Re
                         .or_else(|| s.status_default.clone())
                         .unwrap_or(Reply::Busy(false)),
                 ),
-                ("POST", "/api/agent-dispatch") => Some(
-                    s.dispatch
-                        .pop_front()
-                        .or_else(|| s.dispatch_default.clone())
-                        .unwrap_or(Reply::Job(None)),
-                ),
+                ("POST", "/api/agent-dispatch") => {
+                    let task = serde_json::from_str::<serde_json::Value>(&request.body)
+                        .ok()
+                        .and_then(|v| v.get("taskId")?.as_str().map(String::from))
+                        .unwrap_or_default();
+                    Some(match s.per_bead.get(&task) {
+                        Some(r) => r.clone(),
+                        None => s
+                            .dispatch
+                            .pop_front()
+                            .or_else(|| s.dispatch_default.clone())
+                            .unwrap_or(Reply::Job(None)),
+                    })
+                }
                 _ => None,
             };
             let reply = match reply {
@@ -258,6 +282,28 @@ async fn answer(stream: &mut TcpStream, mut reply: Reply) -> std::io::Result<boo
             body,
         } => (status, content_type, body),
         Reply::Close => return Ok(false),
+        Reply::Hang => {
+            // Hold the connection open, answering nothing, until the client gives up.
+            let mut sink = [0u8; 256];
+            while stream.read(&mut sink).await? > 0 {}
+            return Ok(false);
+        }
+        Reply::Huge { status, bytes } => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {bytes}\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await?;
+            let chunk = vec![b' '; 64 * 1024];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if stream.write_all(&chunk[..n]).await.is_err() {
+                    return Ok(false); // the client stopped reading
+                }
+                left -= n;
+            }
+            return Ok(true);
+        }
         Reply::Truncated(body) => {
             let head = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
