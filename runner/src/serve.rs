@@ -43,8 +43,8 @@ struct Metrics {
     duration: Family<KindLabel, Histogram>,
     /// Unix seconds of the last completed tick, for /healthz.
     last_tick: AtomicI64,
-    /// Failed or abandoned ticks in a row, for /healthz.
-    failed_in_a_row: AtomicU32,
+    /// Failed or abandoned ticks in a row, per kind (dispatch, reap), for /healthz.
+    failed_in_a_row: [AtomicU32; 2],
 }
 
 impl Metrics {
@@ -60,7 +60,7 @@ impl Metrics {
                 ])
             }),
             last_tick: AtomicI64::new(chrono::Utc::now().timestamp()),
-            failed_in_a_row: AtomicU32::new(0),
+            failed_in_a_row: [AtomicU32::new(0), AtomicU32::new(0)],
         };
         registry.register(
             "beads_runner_ticks",
@@ -107,10 +107,12 @@ impl Metrics {
             .observe(started.elapsed().as_secs_f64());
         self.last_tick
             .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        // Per kind: a healthy reap tick must not hide failing dispatch ticks.
+        let in_a_row = &self.failed_in_a_row[usize::from(kind != "dispatch")];
         if result.is_ok() {
-            self.failed_in_a_row.store(0, Ordering::Relaxed);
+            in_a_row.store(0, Ordering::Relaxed);
         } else {
-            self.failed_in_a_row.fetch_add(1, Ordering::Relaxed);
+            in_a_row.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -126,7 +128,13 @@ struct Http {
 
 async fn healthz(State(http): State<Arc<Http>>) -> impl IntoResponse {
     let age = chrono::Utc::now().timestamp() - http.metrics.last_tick.load(Ordering::Relaxed);
-    let failed = http.metrics.failed_in_a_row.load(Ordering::Relaxed);
+    let failed = http
+        .metrics
+        .failed_in_a_row
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
     if failed >= http.unhealthy_after {
         (
             StatusCode::SERVICE_UNAVAILABLE,
