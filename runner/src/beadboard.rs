@@ -156,8 +156,13 @@ pub fn classify(status: u16, body: &str, complete: bool) -> Answer {
                 Ok(DispatchReply {
                     job_id: Some(serde_json::Value::Number(n)),
                 }) => Answer::Accepted(n.to_string()),
-                Ok(_) => Answer::Unknown(format!("HTTP {status} without a job_id: {}", excerpt(body))),
-                Err(_) => Answer::Unknown(format!("HTTP {status} with an unreadable answer: {}", excerpt(body))),
+                Ok(_) => {
+                    Answer::Unknown(format!("HTTP {status} without a job_id: {}", excerpt(body)))
+                }
+                Err(_) => Answer::Unknown(format!(
+                    "HTTP {status} with an unreadable answer: {}",
+                    excerpt(body)
+                )),
             }
         }
         400 => Answer::Refused {
@@ -226,8 +231,14 @@ mod tests {
 
     #[test]
     fn every_answer_is_classified() {
-        assert_eq!(classify(200, r#"{"job_id":"ab12"}"#, true), Answer::Accepted("ab12".into()));
-        assert_eq!(classify(200, r#"{"job_id":7}"#, true), Answer::Accepted("7".into()));
+        assert_eq!(
+            classify(200, r#"{"job_id":"ab12"}"#, true),
+            Answer::Accepted("ab12".into())
+        );
+        assert_eq!(
+            classify(200, r#"{"job_id":7}"#, true),
+            Answer::Accepted("7".into())
+        );
         for (status, body, complete) in [
             (200, r#"{"status":"queued"}"#, true),
             (200, r#"{"job_id":""}"#, true),
@@ -239,7 +250,10 @@ mod tests {
                 "{status} {body}"
             );
         }
-        assert!(matches!(classify(400, "x", true), Answer::Refused { status: 400, .. }));
+        assert!(matches!(
+            classify(400, "x", true),
+            Answer::Refused { status: 400, .. }
+        ));
         for status in [409, 429, 500, 502, 503, 504, 401, 404] {
             assert!(
                 matches!(classify(status, "x", true), Answer::Transient { .. }),

@@ -204,8 +204,12 @@ pub fn resolve(
 
     let board = match args.beadboard_url.as_deref().map(str::trim) {
         Some(url) if !url.is_empty() => Some(BoardConfig {
-            url: urls::parse_http_url(url)
-                .map_err(|e| invalid(format!("--beadboard-url / {}", env::BEADBOARD_URL), e.to_string()))?,
+            url: urls::parse_http_url(url).map_err(|e| {
+                invalid(
+                    format!("--beadboard-url / {}", env::BEADBOARD_URL),
+                    e.to_string(),
+                )
+            })?,
             token: env_vars
                 .var(env::BEADBOARD_TOKEN)
                 .filter(|t| !t.trim().is_empty()),
@@ -458,7 +462,13 @@ mod tests {
     #[test]
     fn host_is_trimmed_and_url_credentials_redacted() {
         let (_d, a) = args(&["--beadboard-url", "http://u:secret@board:3000"], META);
-        let c = resolve(&a, &[("BEADS_DOLT_SERVER_HOST", " dolt.svc \n")], "x", false).unwrap();
+        let c = resolve(
+            &a,
+            &[("BEADS_DOLT_SERVER_HOST", " dolt.svc \n")],
+            "x",
+            false,
+        )
+        .unwrap();
         assert_eq!(c.db.host, "dolt.svc");
         assert!(!format!("{c:?}").contains("secret"));
     }
@@ -467,7 +477,10 @@ mod tests {
     fn overflowing_durations_are_refused() {
         let (_d, a) = args(&["--claim-timeout", "5124095576030431h"], META);
         let err = resolve(&a, &NO_VARS, "x", false).unwrap_err().to_string();
-        assert!(err.contains("--claim-timeout") && err.contains("too large"), "{err}");
+        assert!(
+            err.contains("--claim-timeout") && err.contains("too large"),
+            "{err}"
+        );
         let err = resolve_run(Some("5124095576030431h"), None, None, None)
             .unwrap_err()
             .to_string();

@@ -116,9 +116,18 @@ pub fn is_blank_js(text: &str) -> bool {
     text.chars().all(|c| {
         matches!(
             c,
-            '\u{0009}' | '\u{000B}' | '\u{000C}' | '\u{0020}' | '\u{00A0}' | '\u{FEFF}'
-                | '\u{000A}' | '\u{000D}' | '\u{2028}' | '\u{2029}'
-                | '\u{1680}' | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
+            '\u{0009}'
+                | '\u{000B}'
+                | '\u{000C}'
+                | '\u{0020}'
+                | '\u{00A0}'
+                | '\u{FEFF}'
+                | '\u{000A}'
+                | '\u{000D}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{1680}'
+                | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
         )
     })
 }
@@ -405,15 +414,13 @@ mod tests {
 
     #[test]
     fn orders_by_priority_then_oldest_update_then_id() {
-        let (got, _) = eligible(
-            vec![
-                cand("c", 2, t(9, 0, 0), "ok", ""),
-                cand("b", 1, t(11, 0, 0), "ok", ""),
-                cand("a", 1, t(11, 0, 0), "ok", ""),
-                cand("d", 1, t(10, 0, 0), "ok", ""),
-                cand("e", 0, t(11, 30, 0), "ok", ""),
-            ],
-        );
+        let (got, _) = eligible(vec![
+            cand("c", 2, t(9, 0, 0), "ok", ""),
+            cand("b", 1, t(11, 0, 0), "ok", ""),
+            cand("a", 1, t(11, 0, 0), "ok", ""),
+            cand("d", 1, t(10, 0, 0), "ok", ""),
+            cand("e", 0, t(11, 30, 0), "ok", ""),
+        ]);
         let ids: Vec<_> = got.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["e", "d", "a", "b", "c"]);
     }
@@ -431,7 +438,11 @@ mod tests {
         let ids: Vec<_> = got.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["c", "e"]);
         assert_eq!(skipped.len(), 3);
-        assert!(skipped.iter().all(|(_, s)| *s == Skip::NoAcceptanceCriteria));
+        assert!(
+            skipped
+                .iter()
+                .all(|(_, s)| *s == Skip::NoAcceptanceCriteria)
+        );
     }
 
     #[test]
@@ -439,7 +450,11 @@ mod tests {
         let full = "x".repeat(NOTES_LIMIT - 100);
         let mut zero = cand("z", 0, t(9, 0, 0), "ok", "");
         zero.updated_at = None;
-        let (got, skipped) = eligible(vec![cand("f", 0, t(9, 0, 0), "ok", &full), zero, cand("a", 1, t(9, 0, 0), "ok", "")]);
+        let (got, skipped) = eligible(vec![
+            cand("f", 0, t(9, 0, 0), "ok", &full),
+            zero,
+            cand("a", 1, t(9, 0, 0), "ok", ""),
+        ]);
         let ids: Vec<_> = got.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["z", "a"]);
         assert_eq!(skipped, [("f".to_string(), Skip::NotesFull)]);
@@ -448,7 +463,9 @@ mod tests {
     #[test]
     fn retry_delays_double_and_cap() {
         let first = Duration::from_secs(120);
-        let mins: Vec<u64> = (0..9).map(|n| retry_delay(n, first).as_secs() / 60).collect();
+        let mins: Vec<u64> = (0..9)
+            .map(|n| retry_delay(n, first).as_secs() / 60)
+            .collect();
         assert_eq!(mins, [0, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(retry_delay(u32::MAX, first), MAX_RETRY_DELAY);
     }
@@ -490,30 +507,65 @@ mod tests {
             failed_attempt(t(10, 0, 0)),
             failed_attempt(t(10, 2, 0))
         );
-        let c = [cand("a", 0, t(9, 0, 0), "ok", &n), cand("b", 0, t(9, 0, 0), "ok", "")];
-        assert_eq!(paused_until(&c, Duration::from_secs(120)), Some(t(10, 6, 0)));
+        let c = [
+            cand("a", 0, t(9, 0, 0), "ok", &n),
+            cand("b", 0, t(9, 0, 0), "ok", ""),
+        ];
+        assert_eq!(
+            paused_until(&c, Duration::from_secs(120)),
+            Some(t(10, 6, 0))
+        );
         assert_eq!(paused_until(&c[1..], Duration::from_secs(120)), None);
         // A block or a success resets it.
         let done = format!("{n}\n{}", notes::dispatched("j"));
-        assert_eq!(paused_until(&[cand("a", 0, t(9, 0, 0), "ok", &done)], Duration::from_secs(120)), None);
+        assert_eq!(
+            paused_until(
+                &[cand("a", 0, t(9, 0, 0), "ok", &done)],
+                Duration::from_secs(120)
+            ),
+            None
+        );
     }
 
     #[test]
     fn verdicts_never_reopen_an_unknown_outcome_or_block_for_an_outage() {
         let v = |a: Answer| verdict(&a, None);
-        assert!(matches!(v(Answer::Accepted("j".into())), Verdict::Dispatched { .. }));
+        assert!(matches!(
+            v(Answer::Accepted("j".into())),
+            Verdict::Dispatched { .. }
+        ));
         for a in [
             Answer::NotSent("refused".into()),
-            Answer::Transient { status: 502, body: "fetch failed".into() },
-            Answer::Transient { status: 429, body: "".into() },
+            Answer::Transient {
+                status: 502,
+                body: "fetch failed".into(),
+            },
+            Answer::Transient {
+                status: 429,
+                body: "".into(),
+            },
         ] {
             assert!(matches!(v(a), Verdict::Release { outage: true, .. }));
         }
-        assert!(matches!(v(Answer::Unknown("timed out".into())), Verdict::Block { note } if note.contains("outcome unknown")));
-        let not_found = Answer::Refused { status: 400, body: r#"{"error":"Bead x not found."}"#.into() };
-        assert!(matches!(verdict(&not_found, None), Verdict::Release { outage: false, .. }));
-        assert!(matches!(verdict(&not_found, Some("y")), Verdict::Block { .. }));
-        let no_ac = Answer::Refused { status: 400, body: r#"{"error":"Bead x is missing acceptance criteria."}"#.into() };
+        assert!(
+            matches!(v(Answer::Unknown("timed out".into())), Verdict::Block { note } if note.contains("outcome unknown"))
+        );
+        let not_found = Answer::Refused {
+            status: 400,
+            body: r#"{"error":"Bead x not found."}"#.into(),
+        };
+        assert!(matches!(
+            verdict(&not_found, None),
+            Verdict::Release { outage: false, .. }
+        ));
+        assert!(matches!(
+            verdict(&not_found, Some("y")),
+            Verdict::Block { .. }
+        ));
+        let no_ac = Answer::Refused {
+            status: 400,
+            body: r#"{"error":"Bead x is missing acceptance criteria."}"#.into(),
+        };
         assert!(matches!(verdict(&no_ac, None), Verdict::Block { .. }));
     }
 
@@ -522,7 +574,10 @@ mod tests {
         let mine = notes::claimed_by(t(10, 0, 0), "r#1");
         let theirs = notes::claimed_by(t(10, 6, 0), "r#2");
         assert!(holds_claim(&mine, "r#1") && claim_pending(&mine, "r#1"));
-        let released = format!("{mine}\n{}", notes::reaper_released(t(10, 0, 0), Duration::from_secs(300)));
+        let released = format!(
+            "{mine}\n{}",
+            notes::reaper_released(t(10, 0, 0), Duration::from_secs(300))
+        );
         assert!(holds_claim(&released, "r#1") && !claim_pending(&released, "r#1"));
         let reclaimed = format!("{released}\n{theirs}");
         assert!(!holds_claim(&reclaimed, "r#1") && !claim_pending(&reclaimed, "r#1"));

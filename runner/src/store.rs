@@ -604,7 +604,9 @@ impl Store {
                 continue; // the one row of an empty result
             };
             let Some(priority) = c.int_opt(2).and_then(|p| i32::try_from(p).ok()) else {
-                found.unreadable.push((id, "priority is not a number".into()));
+                found
+                    .unreadable
+                    .push((id, "priority is not a number".into()));
                 continue;
             };
             let updated_at = c.datetime(3);
@@ -713,16 +715,13 @@ impl Store {
         )
         .await?;
         // bd's own detection: the function exists only on Dolt.
-        let dolt_version: Option<String> = bounded(
-            || "asking for dolt_version()".into(),
-            async {
-                Ok(conn
-                    .query_first::<String, _>("SELECT dolt_version()")
-                    .await
-                    .ok()
-                    .flatten())
-            },
-        )
+        let dolt_version: Option<String> = bounded(|| "asking for dolt_version()".into(), async {
+            Ok(conn
+                .query_first::<String, _>("SELECT dolt_version()")
+                .await
+                .ok()
+                .flatten())
+        })
         .await?;
 
         let project_id: Option<String> = bounded(

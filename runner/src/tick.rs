@@ -130,13 +130,21 @@ impl DispatchTick<'_> {
         let mut report = DispatchReport::default();
         let found = self.store.candidates(self.assignee).await?;
         for (id, problem) in found.unreadable {
-            tracing::warn!(bead_id = id.as_str(), outcome = "unreadable", "{problem}; skipped");
+            tracing::warn!(
+                bead_id = id.as_str(),
+                outcome = "unreadable",
+                "{problem}; skipped"
+            );
             report.skipped.push((id, problem));
         }
         let (candidates, skipped) = decide::eligible(found.beads);
         for (id, skip) in skipped {
             if skip == decide::Skip::NotesFull {
-                tracing::warn!(bead_id = id.as_str(), outcome = "notes_full", "notes have no room for another attempt's notes; skipped");
+                tracing::warn!(
+                    bead_id = id.as_str(),
+                    outcome = "notes_full",
+                    "notes have no room for another attempt's notes; skipped"
+                );
             }
             report.skipped.push((id, format!("{skip:?}")));
         }
@@ -170,7 +178,10 @@ impl DispatchTick<'_> {
                 break;
             }
             if Instant::now() >= self.deadline {
-                tracing::warn!(outcome = "deadline", "tick deadline reached; no further beads");
+                tracing::warn!(
+                    outcome = "deadline",
+                    "tick deadline reached; no further beads"
+                );
                 break;
             }
             if slots == 0 {
@@ -238,13 +249,20 @@ impl DispatchTick<'_> {
                         report.outage = Some(note);
                         break;
                     }
-                    Verdict::Release { note, outage: false } => {
+                    Verdict::Release {
+                        note,
+                        outage: false,
+                    } => {
                         report.failed.push(id.clone());
                         pending.push(PendingRefusal { id, claim_id, note });
                         if pending.len() >= 2 {
                             report.outage = Some(format!(
                                 "BeadBoard refused every bead it was offered ({}); treated as an outage, nothing blocked",
-                                pending.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", ")
+                                pending
+                                    .iter()
+                                    .map(|p| p.id.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ));
                             break;
                         }
@@ -292,7 +310,12 @@ impl DispatchTick<'_> {
             }
             Written::AtCapacity => return Ok(Claim::AtCapacity),
         };
-        tracing::info!(bead_id = id, claim_id = claim_id.as_str(), outcome = "claimed", "claimed");
+        tracing::info!(
+            bead_id = id,
+            claim_id = claim_id.as_str(),
+            outcome = "claimed",
+            "claimed"
+        );
         failpoint::pause(failpoint::CLAIMED).await;
 
         // The marker lets the reaper tell a claim that never reached BeadBoard
@@ -304,11 +327,12 @@ impl DispatchTick<'_> {
         let marked = self
             .store
             .write(id, self.actor, sending_at, |bead| {
-                (bead.status == status::IN_PROGRESS && decide::claim_pending(&bead.notes, &claim_id))
-                    .then(|| Change {
-                        notes: vec![notes::dispatching(sending_at)],
-                        ..Change::default()
-                    })
+                (bead.status == status::IN_PROGRESS
+                    && decide::claim_pending(&bead.notes, &claim_id))
+                .then(|| Change {
+                    notes: vec![notes::dispatching(sending_at)],
+                    ..Change::default()
+                })
             })
             .await;
         match marked {
@@ -355,9 +379,22 @@ impl DispatchTick<'_> {
                     _ => "",
                 };
                 if written {
-                    tracing::info!(bead_id = id, job_id = job, outcome, status = status_set, "{}", verdict_note(&verdict));
+                    tracing::info!(
+                        bead_id = id,
+                        job_id = job,
+                        outcome,
+                        status = status_set,
+                        "{}",
+                        verdict_note(&verdict)
+                    );
                 } else {
-                    tracing::warn!(bead_id = id, job_id = job, outcome, "the claim is no longer this runner's; outcome not written: {}", verdict_note(&verdict));
+                    tracing::warn!(
+                        bead_id = id,
+                        job_id = job,
+                        outcome,
+                        "the claim is no longer this runner's; outcome not written: {}",
+                        verdict_note(&verdict)
+                    );
                 }
             }
             Err(e) => {
@@ -374,7 +411,12 @@ impl DispatchTick<'_> {
     /// runner's, retrying across lost connections until the tick deadline
     /// (the job id must not be lost to one dropped connection). Returns
     /// false when the claim was no longer this runner's.
-    async fn record(&self, id: &str, claim_id: &str, verdict: &Verdict) -> Result<bool, StoreError> {
+    async fn record(
+        &self,
+        id: &str,
+        claim_id: &str,
+        verdict: &Verdict,
+    ) -> Result<bool, StoreError> {
         let (new_status, note) = match verdict {
             Verdict::Dispatched { note } => (None, note),
             Verdict::Release { note, .. } => (Some(status::OPEN), note),
@@ -434,7 +476,11 @@ impl DispatchTick<'_> {
             .await;
         match result {
             Ok(Some(_)) => {
-                tracing::warn!(bead_id = p.id.as_str(), outcome = "refused_blocked", "{note}");
+                tracing::warn!(
+                    bead_id = p.id.as_str(),
+                    outcome = "refused_blocked",
+                    "{note}"
+                );
                 report.blocked.push(p.id.clone());
             }
             Ok(None) => {}
@@ -448,7 +494,9 @@ impl DispatchTick<'_> {
 
 fn verdict_note(v: &Verdict) -> &str {
     match v {
-        Verdict::Dispatched { note } | Verdict::Release { note, .. } | Verdict::Block { note } => note,
+        Verdict::Dispatched { note } | Verdict::Release { note, .. } | Verdict::Block { note } => {
+            note
+        }
     }
 }
 

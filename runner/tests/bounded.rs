@@ -29,7 +29,11 @@ async fn a_locked_table_fails_the_tick_at_its_deadline_instead_of_hanging() {
     // Without a short deadline, the statement timeout (bd's 10 s) ends it.
     let run = w.run(&["reap"]).await;
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("no answer within 10s"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no answer within 10s"),
+        "{}",
+        run.stderr
+    );
     holder.query_drop("UNLOCK TABLES").await.unwrap();
     drop(holder);
     assert!(w.board.requests().is_empty());
@@ -48,7 +52,10 @@ async fn claim_note_carries_a_claim_id() {
     let claim = b.note_lines()[0];
     let rest = claim.strip_prefix("auto-dispatcher claimed at ").unwrap();
     let (_, by) = rest.split_once(" by ").unwrap();
-    assert!(by.starts_with("beads-dispatcher#") && by.len() > 20, "{claim}");
+    assert!(
+        by.starts_with("beads-dispatcher#") && by.len() > 20,
+        "{claim}"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +68,9 @@ async fn a_runner_paused_past_the_claim_timeout_never_sends_after_the_reaper_rel
     let mut a = Running::start(a);
     a.wait_for("paused at claimed").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let reap = w.run_with(&["reap"], &[("BEADS_CLAIM_TIMEOUT", "1s")]).await;
+    let reap = w
+        .run_with(&["reap"], &[("BEADS_CLAIM_TIMEOUT", "1s")])
+        .await;
     assert_eq!(reap.code, 0, "{reap:?}");
     assert_eq!(w.db.bead("p1").await.status, "open");
     let b = w.run(&["dispatch"]).await;
@@ -99,7 +108,11 @@ async fn a_connection_lost_while_writing_the_outcome_keeps_the_job_id() {
     drop(conn);
     assert_eq!(runner.exit_code().await, Some(0), "{:#?}", runner.seen);
     let b = w.db.bead("o1").await;
-    assert_eq!(b.note_lines().last(), Some(&"dispatched: job=job-1"), "{b:?}");
+    assert_eq!(
+        b.note_lines().last(),
+        Some(&"dispatched: job=job-1"),
+        "{b:?}"
+    );
 }
 
 #[tokio::test]
@@ -109,17 +122,27 @@ async fn a_refusal_about_the_bead_blocks_it_at_once_and_the_tick_goes_on() {
         .await;
     w.board.dispatch_for(
         "h0",
-        Reply::json(400, r#"{"error":"Bead h0 is missing acceptance criteria."}"#),
+        Reply::json(
+            400,
+            r#"{"error":"Bead h0 is missing acceptance criteria."}"#,
+        ),
     );
     let run = w.run(&["dispatch"]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let h0 = w.db.bead("h0").await;
     assert_eq!(h0.status, "blocked");
     assert!(
-        h0.note_lines().last().unwrap().starts_with("auto-dispatcher: refused by BeadBoard (HTTP 400: "),
+        h0.note_lines()
+            .last()
+            .unwrap()
+            .starts_with("auto-dispatcher: refused by BeadBoard (HTTP 400: "),
         "{h0:?}"
     );
-    assert_eq!(h0.note_lines().len(), 3, "claim, marker, one refusal note: {h0:?}");
+    assert_eq!(
+        h0.note_lines().len(),
+        3,
+        "claim, marker, one refusal note: {h0:?}"
+    );
     assert_eq!(w.db.bead("h1").await.status, "in_progress");
     assert_eq!(w.board.dispatched_ids(), ["h0", "h1"]);
 }
@@ -135,13 +158,23 @@ async fn a_not_found_refusal_blocks_only_when_beadboard_takes_other_beads() {
     let n0 = w.db.bead("n0").await;
     assert_eq!(n0.status, "blocked", "{n0:?}");
     let lines = n0.note_lines();
-    assert!(lines[lines.len() - 2].starts_with("dispatch refused HTTP 400"), "{lines:?}");
-    assert!(lines.last().unwrap().contains("it accepted n1 in the same tick"), "{lines:?}");
+    assert!(
+        lines[lines.len() - 2].starts_with("dispatch refused HTTP 400"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("it accepted n1 in the same tick"),
+        "{lines:?}"
+    );
     assert_eq!(w.db.bead("n1").await.status, "in_progress");
 }
 
 #[tokio::test]
-async fn beadboard_refusing_every_bead_is_an_outage_that_blocks_nothing_then_the_queue_drains_in_order() {
+async fn beadboard_refusing_every_bead_is_an_outage_that_blocks_nothing_then_the_queue_drains_in_order()
+ {
     let w = World::new().await;
     let ids = ["q0", "q1", "q2", "q3"];
     w.db.seed(
@@ -159,10 +192,18 @@ async fn beadboard_refusing_every_bead_is_an_outage_that_blocks_nothing_then_the
     assert!(run.stderr.contains("refused every bead"), "{}", run.stderr);
     for b in w.db.beads().await {
         assert_eq!(b.status, "open", "{b:?}");
-        let refusals = b.note_lines().iter().filter(|l| l.starts_with("dispatch refused")).count();
+        let refusals = b
+            .note_lines()
+            .iter()
+            .filter(|l| l.starts_with("dispatch refused"))
+            .count();
         assert!(refusals <= 1, "at most one note per attempt: {b:?}");
     }
-    assert_eq!(w.db.bead("q2").await.notes, "", "the tick stopped at the second refusal");
+    assert_eq!(
+        w.db.bead("q2").await.notes,
+        "",
+        "the tick stopped at the second refusal"
+    );
     // BeadBoard recovers: after the pause, everything goes, best first.
     w.board.dispatch_default(Reply::Job(None));
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -186,7 +227,8 @@ async fn an_agent_service_outage_burns_nothing_and_the_queue_drains_in_order() {
     )
     .await;
     // BeadBoard's status fails open; every dispatch is a 502.
-    w.board.dispatch_default(Reply::json(502, r#"{"error":"fetch failed"}"#));
+    w.board
+        .dispatch_default(Reply::json(502, r#"{"error":"fetch failed"}"#));
     let vars = [("BEADS_RETRY_DELAY", "1s"), ("BEADS_MAX_IN_FLIGHT", "10")];
     for _ in 0..3 {
         let run = w.run_with(&["dispatch"], &vars).await;
@@ -196,7 +238,11 @@ async fn an_agent_service_outage_burns_nothing_and_the_queue_drains_in_order() {
     for b in w.db.beads().await {
         assert_eq!(b.status, "open", "{b:?}");
     }
-    assert_eq!(w.db.bead("s1").await.notes, "", "only the first bead is tried during an outage");
+    assert_eq!(
+        w.db.bead("s1").await.notes,
+        "",
+        "only the first bead is tried during an outage"
+    );
     let tried = w.board.dispatched_ids().len();
     w.board.dispatch_default(Reply::Job(None));
     let mut runs = 0;
@@ -263,12 +309,13 @@ async fn hostile_rows_never_panic_or_stop_the_others() {
 #[tokio::test]
 async fn templates_are_never_claimed_and_events_carry_bds_full_issue() {
     let w = World::new().await;
-    w.db.seed(&[Seed::agent("tmpl").priority(0), Seed::agent("real").priority(1)])
-        .await;
-    w.db.exec(
-        "UPDATE issues SET is_template = 1 WHERE id = 'tmpl'",
-    )
+    w.db.seed(&[
+        Seed::agent("tmpl").priority(0),
+        Seed::agent("real").priority(1),
+    ])
     .await;
+    w.db.exec("UPDATE issues SET is_template = 1 WHERE id = 'tmpl'")
+        .await;
     w.db.exec(
         "UPDATE issues SET pinned = 1, estimated_minutes = 30, external_ref = 'gh-7', \
          metadata = '{\"team\":\"ops\"}', due_at = '2026-12-24 10:00:00' WHERE id = 'real'",
@@ -289,7 +336,10 @@ async fn templates_are_never_claimed_and_events_carry_bds_full_issue() {
     assert_eq!(old["metadata"], serde_json::json!({"team": "ops"}));
     assert_eq!(old["due_at"], "2026-12-24T10:00:00Z");
     assert_eq!(old["work_type"], "mutex");
-    assert!(old.get("is_template").is_none() && old.get("ephemeral").is_none(), "{old}");
+    assert!(
+        old.get("is_template").is_none() && old.get("ephemeral").is_none(),
+        "{old}"
+    );
     // Released as bd's UpdateIssue would: unpinned by the status change,
     // started_at kept.
     let mut c = w.db.conn().await;
@@ -305,7 +355,9 @@ async fn templates_are_never_claimed_and_events_carry_bds_full_issue() {
 #[tokio::test]
 async fn the_reaper_writes_its_note_before_the_status_as_the_script_did() {
     let w = World::new().await;
-    w.db.seed(&[Seed::agent("r").status("in_progress").updated_minutes_ago(90)])
+    w.db.seed(&[Seed::agent("r")
+        .status("in_progress")
+        .updated_minutes_ago(90)])
         .await;
     let run = w.run(&["reap"]).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -314,7 +366,12 @@ async fn the_reaper_writes_its_note_before_the_status_as_the_script_did() {
     assert_eq!(kinds, ["updated", "status_changed"]);
     let old: serde_json::Value =
         serde_json::from_str(events[1].old_value.as_deref().unwrap()).unwrap();
-    assert!(old["notes"].as_str().unwrap().starts_with("reaper: no progress"));
+    assert!(
+        old["notes"]
+            .as_str()
+            .unwrap()
+            .starts_with("reaper: no progress")
+    );
     assert_eq!(old["status"], "in_progress");
 }
 
@@ -328,7 +385,10 @@ async fn url_credentials_never_reach_notes_or_logs() {
     assert_eq!(run.code, 1, "{run:?}");
     let b = w.db.bead("u1").await;
     assert!(b.notes.contains("POST http://***@127.0.0.1"), "{b:?}");
-    assert!(!b.notes.contains("hunter2") && !run.stderr.contains("hunter2"), "{run:?}");
+    assert!(
+        !b.notes.contains("hunter2") && !run.stderr.contains("hunter2"),
+        "{run:?}"
+    );
 }
 
 #[tokio::test]
@@ -346,8 +406,14 @@ async fn a_token_over_plain_http_to_another_host_is_warned_about() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stderr.contains("plain http"), "{}", run.stderr);
     assert!(!run.stderr.contains("tok-1"));
-    let run = w.run_with(&["check"], &[("BEADBOARD_TOKEN", "tok-1")]).await;
-    assert!(!run.stderr.contains("plain http"), "loopback: {}", run.stderr);
+    let run = w
+        .run_with(&["check"], &[("BEADBOARD_TOKEN", "tok-1")])
+        .await;
+    assert!(
+        !run.stderr.contains("plain http"),
+        "loopback: {}",
+        run.stderr
+    );
 }
 
 #[tokio::test]
@@ -369,7 +435,8 @@ async fn exit_codes_for_overflow_and_plugin_access_denied() {
     let run = w
         .run_with(&["check"], &[("BEADS_DOLT_SERVER_USER", &user)])
         .await;
-    w.db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'")).await;
+    w.db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'"))
+        .await;
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("1698"), "{}", run.stderr);
 }
@@ -378,7 +445,8 @@ async fn exit_codes_for_overflow_and_plugin_access_denied() {
 async fn an_idle_tick_still_checks_the_project_identity_and_schema() {
     let w = World::new().await;
     w.db.seed(&[Seed::agent("done").status("closed")]).await;
-    w.db.set_project_id("11111111-1111-4111-8111-111111111111").await;
+    w.db.set_project_id("11111111-1111-4111-8111-111111111111")
+        .await;
     std::fs::write(
         &w.metadata,
         w.db.metadata_json(Some("22222222-2222-4222-8222-222222222222")),
@@ -386,7 +454,11 @@ async fn an_idle_tick_still_checks_the_project_identity_and_schema() {
     .unwrap();
     let run = w.run(&["dispatch"]).await;
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("project identity mismatch"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("project identity mismatch"),
+        "{}",
+        run.stderr
+    );
     std::fs::write(&w.metadata, w.db.metadata_json(None)).unwrap();
     w.db.exec("ALTER TABLE issues DROP COLUMN work_type").await;
     let run = w.run(&["dispatch"]).await;
@@ -403,8 +475,13 @@ async fn reaper_note_for_a_sub_minute_claim_timeout() {
         .status("in_progress")
         .notes(&notes::claimed_by(at, "x#1"))])
         .await;
-    let run = w.run_with(&["reap"], &[("BEADS_CLAIM_TIMEOUT", "30s")]).await;
+    let run = w
+        .run_with(&["reap"], &[("BEADS_CLAIM_TIMEOUT", "30s")])
+        .await;
     assert_eq!(run.code, 0, "{run:?}");
     let b = w.db.bead("t").await;
-    assert!(b.note_lines().last().unwrap().contains("within 30s"), "{b:?}");
+    assert!(
+        b.note_lines().last().unwrap().contains("within 30s"),
+        "{b:?}"
+    );
 }

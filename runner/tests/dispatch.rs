@@ -197,10 +197,18 @@ async fn unknown_outcome(reply: Reply) -> (World, common::Run, Vec<String>) {
     assert_eq!(b.status, "blocked", "{b:?}");
     let lines: Vec<String> = b.note_lines().iter().map(|s| s.to_string()).collect();
     assert!(
-        lines.last().unwrap().starts_with("dispatch outcome unknown: "),
+        lines
+            .last()
+            .unwrap()
+            .starts_with("dispatch outcome unknown: "),
         "{lines:?}"
     );
-    assert!(lines.last().unwrap().ends_with("check the agent before reopening"));
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .ends_with("check the agent before reopening")
+    );
     assert_eq!(w.db.bead("f2").await.status, "in_progress");
     assert_eq!(w.board.dispatched_ids(), ["f1", "f2"]);
     // Later ticks and the reaper never send f1 again.
@@ -244,13 +252,19 @@ async fn garbage_2xx_is_an_unknown_outcome() {
         body: "<html>oops</html>".into(),
     })
     .await;
-    assert!(lines[2].contains("HTTP 200 with an unreadable answer: <html>oops</html>"), "{lines:?}");
+    assert!(
+        lines[2].contains("HTTP 200 with an unreadable answer: <html>oops</html>"),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]
 async fn success_without_job_id_is_an_unknown_outcome() {
     let (_w, _run, lines) = unknown_outcome(Reply::json(200, r#"{"status":"queued"}"#)).await;
-    assert!(lines[2].contains(r#"HTTP 200 without a job_id: {"status":"queued"}"#), "{lines:?}");
+    assert!(
+        lines[2].contains(r#"HTTP 200 without a job_id: {"status":"queued"}"#),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]
@@ -264,7 +278,14 @@ async fn timeout_after_sending_is_an_unknown_outcome() {
     assert!(lines[2].contains("POST http://"), "{lines:?}");
     assert!(lines[2].contains("timed out"), "{lines:?}");
     // BeadBoard did get it, exactly once.
-    assert_eq!(w.board.dispatched_ids().iter().filter(|t| *t == "f1").count(), 1);
+    assert_eq!(
+        w.board
+            .dispatched_ids()
+            .iter()
+            .filter(|t| *t == "f1")
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -325,12 +346,17 @@ async fn transient_failures_never_block_a_bead() {
         .collect();
     w.db.seed(&[Seed::agent("r2").priority(0).notes(&history.join("\n"))])
         .await;
-    w.db.exec("UPDATE issues SET notes = '' WHERE id = 'r1'").await;
+    w.db.exec("UPDATE issues SET notes = '' WHERE id = 'r1'")
+        .await;
     let run = w.run(&["dispatch"]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let b = w.db.bead("r2").await;
     assert_eq!(b.status, "open");
-    assert_eq!(b.note_lines().len(), 14 + 3, "one claim, one marker, one failure note");
+    assert_eq!(
+        b.note_lines().len(),
+        14 + 3,
+        "one claim, one marker, one failure note"
+    );
 }
 
 #[tokio::test]

@@ -158,8 +158,16 @@ async fn beadboard_faults_each_end_open_or_blocked_never_twice() {
             "open",
             "dispatch failed HTTP 502",
         ),
-        (Reply::json(429, r#"{"error":"slow down"}"#), "open", "dispatch failed HTTP 429"),
-        (Reply::json(409, r#"{"error":"Agent is busy"}"#), "open", "dispatch failed HTTP 409"),
+        (
+            Reply::json(429, r#"{"error":"slow down"}"#),
+            "open",
+            "dispatch failed HTTP 429",
+        ),
+        (
+            Reply::json(409, r#"{"error":"Agent is busy"}"#),
+            "open",
+            "dispatch failed HTTP 409",
+        ),
         (
             Reply::Raw {
                 status: 200,
@@ -169,7 +177,11 @@ async fn beadboard_faults_each_end_open_or_blocked_never_twice() {
             "blocked",
             "dispatch outcome unknown",
         ),
-        (Reply::Truncated(r#"{"job_id": "abc"#.into()), "blocked", "dispatch outcome unknown"),
+        (
+            Reply::Truncated(r#"{"job_id": "abc"#.into()),
+            "blocked",
+            "dispatch outcome unknown",
+        ),
         (Reply::Close, "blocked", "dispatch outcome unknown"),
         (
             Reply::Slow(Duration::from_secs(4), Box::new(Reply::Job(None))),

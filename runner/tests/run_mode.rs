@@ -173,7 +173,10 @@ async fn hung_ticks_are_abandoned_and_healthz_turns_unhealthy_then_recovers() {
     holder.query_drop("LOCK TABLES issues WRITE").await.unwrap();
     let mut r = Running::start(run_command(
         &w,
-        &[("BEADS_UNHEALTHY_AFTER", "2"), ("BEADS_TICK_DEADLINE", "2s")],
+        &[
+            ("BEADS_UNHEALTHY_AFTER", "2"),
+            ("BEADS_TICK_DEADLINE", "2s"),
+        ],
     ));
     let addr = listen_addr(&mut r).await;
     r.wait_for("deadline of 2s").await;

@@ -78,7 +78,10 @@ pub fn dispatch_failed_transport(error: &str) -> String {
 /// nothing shows yet that the refusal is about this bead (BeadBoard answers
 /// "not found" for every bead when its own database read fails).
 pub fn dispatch_refused(status: u16, body: &str) -> String {
-    format!("{REFUSED_PREFIX}{status}: {}", one_line(body, MAX_QUOTED_BODY))
+    format!(
+        "{REFUSED_PREFIX}{status}: {}",
+        one_line(body, MAX_QUOTED_BODY)
+    )
 }
 
 /// The note that blocks a bead BeadBoard refused for a reason of its own
@@ -266,11 +269,17 @@ mod tests {
         );
         assert_eq!(classify(&dispatch_refused(400, "x")), Note::DispatchRefused);
         assert_eq!(classify(&refused_blocked("x")), Note::RefusedBlocked);
-        assert_eq!(classify(&outcome_unknown("timed out")), Note::OutcomeUnknown);
+        assert_eq!(
+            classify(&outcome_unknown("timed out")),
+            Note::OutcomeUnknown
+        );
         assert_eq!(classify(&dispatched("j1")), Note::Dispatched("j1".into()));
         assert_eq!(classify(&dispatching(at)), Note::Dispatching(at));
         assert_eq!(
-            classify(&reaper_outcome_unknown(at, std::time::Duration::from_secs(300))),
+            classify(&reaper_outcome_unknown(
+                at,
+                std::time::Duration::from_secs(300)
+            )),
             Note::ReaperOutcomeUnknown
         );
         assert_eq!(

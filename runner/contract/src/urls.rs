@@ -16,7 +16,8 @@ pub enum UrlError {
 /// whitespace is ignored.
 pub fn parse_http_url(text: &str) -> Result<Url, UrlError> {
     let trimmed = text.trim();
-    let url = Url::parse(trimmed).map_err(|e| UrlError::Syntax(redact_text(trimmed), e.to_string()))?;
+    let url =
+        Url::parse(trimmed).map_err(|e| UrlError::Syntax(redact_text(trimmed), e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(UrlError::NotHttp(redact(&url)));
     }
@@ -78,7 +79,9 @@ mod tests {
         );
         let err = parse_http_url("http://user:pw@").unwrap_err().to_string();
         assert!(!err.contains("pw"), "{err}");
-        let err = parse_http_url("ftp://user:pw@host").unwrap_err().to_string();
+        let err = parse_http_url("ftp://user:pw@host")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("pw") && err.contains("http://"), "{err}");
     }
 
@@ -91,7 +94,11 @@ mod tests {
             ("http://beadboard.beads-server.svc.cluster.local", false),
             ("http://10.0.0.1", false),
         ] {
-            assert_eq!(is_loopback(&parse_http_url(text).unwrap()), expected, "{text}");
+            assert_eq!(
+                is_loopback(&parse_http_url(text).unwrap()),
+                expected,
+                "{text}"
+            );
         }
     }
 }
