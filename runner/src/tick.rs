@@ -368,7 +368,7 @@ impl DispatchTick<'_> {
                 let (outcome, status_set) = match &verdict {
                     Verdict::Dispatched { .. } => ("dispatched", status::IN_PROGRESS),
                     Verdict::Release { outage: true, .. } => ("dispatch_failed", status::OPEN),
-                    Verdict::Release { outage: false, .. } => ("refused", status::OPEN),
+                    Verdict::Release { outage: false, .. } => ("dispatch_refused", status::OPEN),
                     Verdict::Block { .. } => match answer {
                         Answer::Unknown(_) => ("outcome_unknown", status::BLOCKED),
                         _ => ("refused_blocked", status::BLOCKED),
