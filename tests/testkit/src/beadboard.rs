@@ -36,8 +36,9 @@ pub enum Reply {
     Huge { status: u16, bytes: usize },
     /// Announces a longer body than it sends, then closes.
     Truncated(String),
-    /// A job, or one of the failures above, chosen pseudo-randomly (a fixed
-    /// sequence, so a run can be repeated): `fail_percent` of requests fail.
+    /// A job, or one of the failures above (500, 502, a reset after
+    /// reading, 429, or a job answered after 3 s), chosen pseudo-randomly (a
+    /// fixed sequence, so a run can be repeated): `fail_percent` of requests fail.
     Flaky { fail_percent: u32 },
 }
 
@@ -220,29 +221,46 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Re
                     if roll >= fail_percent {
                         Some(Reply::Job(None))
                     } else {
-                        Some(match roll % 4 {
+                        Some(match roll % 5 {
                             0 => Reply::json(500, "boom"),
                             1 => Reply::json(
                                 502,
                                 r#"{"error":"Agent service response missing job_id."}"#,
                             ),
                             2 => Reply::Close,
-                            _ => Reply::json(429, r#"{"error":"slow down"}"#),
+                            3 => Reply::json(429, r#"{"error":"slow down"}"#),
+                            // Taken, answered after the client's timeout.
+                            _ => Reply::Slow(
+                                std::time::Duration::from_secs(3),
+                                Box::new(Reply::Job(None)),
+                            ),
                         })
                     }
                 }
                 other => other,
             };
-            match reply {
-                Some(Reply::Job(None)) => {
-                    s.jobs += 1;
-                    Reply::Job(Some(format!("job-{}", s.jobs)))
+            // A job is created when the request is taken, even if the answer
+            // is slow to come (or never reaches the client).
+            fn number(r: Reply, s: &mut Script) -> Reply {
+                match r {
+                    Reply::Job(None) => {
+                        s.jobs += 1;
+                        Reply::Job(Some(format!("job-{}", s.jobs)))
+                    }
+                    Reply::Slow(d, inner) => Reply::Slow(d, Box::new(number(*inner, s))),
+                    r => r,
                 }
-                Some(r) => r,
+            }
+            match reply {
+                Some(r) => number(r, &mut s),
                 None => Reply::json(404, r#"{"error":"not found"}"#),
             }
         };
-        if let Reply::Job(Some(job)) = &reply {
+        let mut taken = &reply;
+        while let Reply::Slow(_, inner) = taken {
+            taken = inner;
+        }
+        if let Reply::Job(Some(job)) = taken {
             let task = serde_json::from_str::<serde_json::Value>(&request.body)
                 .ok()
                 .and_then(|v| v.get("taskId")?.as_str().map(String::from))
