@@ -567,10 +567,19 @@ mod tests {
             body: r#"{"error":"Bead x is missing acceptance criteria."}"#.into(),
         };
         assert!(matches!(verdict(&no_ac, None), Verdict::Block { .. }));
-        let blank_id = Answer::Refused { status: 400, body: r#"{"error":"taskId is required."}"#.into() };
+        let blank_id = Answer::Refused {
+            status: 400,
+            body: r#"{"error":"taskId is required."}"#.into(),
+        };
         assert!(matches!(verdict(&blank_id, None), Verdict::Block { .. }));
-        let bad_json = Answer::Refused { status: 400, body: r#"{"error":"Invalid JSON body."}"#.into() };
-        assert!(matches!(verdict(&bad_json, None), Verdict::Release { outage: false, .. }));
+        let bad_json = Answer::Refused {
+            status: 400,
+            body: r#"{"error":"Invalid JSON body."}"#.into(),
+        };
+        assert!(matches!(
+            verdict(&bad_json, None),
+            Verdict::Release { outage: false, .. }
+        ));
     }
 
     #[test]

@@ -570,12 +570,13 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT m.pid, i.id, i.priority, i.updated_at, i.acceptance_criteria, i.notes, {probes} \
+            "SELECT m.pid, c.id, c.priority, c.updated_at, c.acceptance_criteria, c.notes, {probes} \
              FROM (SELECT (SELECT value FROM metadata WHERE `key` = '_project_id') AS pid) m \
-             LEFT JOIN issues i ON i.assignee = ? AND i.status = ? \
+             LEFT JOIN (SELECT i.id, i.priority, i.updated_at, i.acceptance_criteria, i.notes FROM issues i \
+               WHERE i.assignee = ? AND i.status = ? \
                AND (i.is_template = 0 OR i.is_template IS NULL) \
-               AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.issue_id = i.id AND l.label = ?) \
-             ORDER BY i.priority, i.updated_at, i.id"
+               AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.issue_id = i.id AND l.label = ?)) c ON 1 = 1 \
+             ORDER BY c.priority, c.updated_at, c.id"
         );
         let rows: Vec<Row> = match bounded(
             || "reading candidate beads from issues".into(),
