@@ -74,11 +74,13 @@ async fn run(cli: Cli) -> u8 {
             interval,
             reap_interval,
             listen,
+            unhealthy_after,
         } => {
             let run_config = match config::resolve_run(
                 interval.as_deref(),
                 reap_interval.as_deref(),
                 listen.as_deref(),
+                unhealthy_after.as_deref(),
             ) {
                 Ok(r) => r,
                 Err(e) => {
@@ -142,6 +144,7 @@ async fn run(cli: Cli) -> u8 {
             };
             let store = Store::new(&config.db, &config.commit_author);
             let stop = AtomicBool::new(false);
+            let deadline = tokio::time::Instant::now() + config.tick_deadline;
             let tick = DispatchTick {
                 store: &store,
                 board: &board,
@@ -150,16 +153,25 @@ async fn run(cli: Cli) -> u8 {
                 max_in_flight: config.max_in_flight,
                 dry_run,
                 stop: &stop,
+                retry_delay: config.retry_delay,
+                deadline,
             };
-            let result = tick.run().await.map(|report| {
-                if dry_run && report.would_dispatch.is_empty() {
-                    println!(
-                        "would dispatch nothing ({} eligible{})",
-                        report.eligible,
-                        if report.busy { ", agent busy" } else { "" }
-                    );
-                }
-            });
+            let result = within_deadline(deadline, config.tick_deadline, tick.run())
+                .await
+                .and_then(|report| {
+                    if dry_run && report.would_dispatch.is_empty() {
+                        println!(
+                            "would dispatch nothing ({} eligible{})",
+                            report.eligible,
+                            if report.busy { ", agent busy" } else { "" }
+                        );
+                    }
+                    if report.is_failure() {
+                        Err(TickError::Failed(report.failure()))
+                    } else {
+                        Ok(())
+                    }
+                });
             store.close().await;
             exit_code(result)
         }
@@ -175,14 +187,39 @@ async fn run(cli: Cli) -> u8 {
                 },
                 dry_run,
             };
-            let result = tick.run().await.map(|report| {
-                if dry_run && report.changed.is_empty() {
-                    println!("would change nothing ({} in progress)", report.examined);
-                }
-            });
+            let deadline = tokio::time::Instant::now() + config.tick_deadline;
+            let result = within_deadline(deadline, config.tick_deadline, tick.run())
+                .await
+                .and_then(|report| {
+                    if dry_run && report.changed.is_empty() {
+                        println!("would change nothing ({} in progress)", report.examined);
+                    }
+                    if report.errors.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(TickError::Failed(report.errors.join("; ")))
+                    }
+                });
             store.close().await;
             exit_code(result)
         }
+    }
+}
+
+/// Runs a tick, abandoning it at the deadline: a hung statement or request
+/// then fails the tick instead of holding the process (and, under a
+/// CronJob's `concurrencyPolicy: Forbid`, every later tick).
+pub async fn within_deadline<T>(
+    deadline: tokio::time::Instant,
+    length: std::time::Duration,
+    tick: impl std::future::Future<Output = Result<T, TickError>>,
+) -> Result<T, TickError> {
+    match tokio::time::timeout_at(deadline, tick).await {
+        Ok(result) => result,
+        Err(_) => Err(TickError::Failed(format!(
+            "the tick did not finish within its deadline of {}; abandoned",
+            beads_contract::format_duration(length)
+        ))),
     }
 }
 
@@ -207,7 +244,7 @@ async fn check(store: &Store, assignee: &str) -> u8 {
     };
     let counts = async {
         Ok::<_, crate::store::StoreError>((
-            store.candidates(assignee).await?.len(),
+            store.candidates(assignee).await?.beads.len(),
             store.count_in_progress(assignee).await?,
         ))
     }

@@ -22,7 +22,7 @@ pub struct CommonArgs {
     /// Beads' metadata.json (read only). Default: /etc/beads-metadata/metadata.json.
     #[arg(long, global = true, env = env::METADATA, value_name = "PATH")]
     pub metadata: Option<String>,
-    /// BeadBoard's base URL, e.g. http://beadboard.beads-server.svc.cluster.local.
+    /// BeadBoard's base URL, e.g. http://beadboard.beads-server.svc.cluster.local. Credentials in it are never shown.
     #[arg(long, global = true, env = env::BEADBOARD_URL, value_name = "URL")]
     pub beadboard_url: Option<String>,
     /// Actor recorded in the events table. Default: beads-dispatcher, beads-reaper or beads-runner.
@@ -43,6 +43,12 @@ pub struct CommonArgs {
     /// Timeout of one BeadBoard request. Default: 30s.
     #[arg(long, global = true, env = env::HTTP_TIMEOUT, value_name = "DURATION")]
     pub http_timeout: Option<String>,
+    /// Longest a tick may take; past it no new bead is started and a hung tick is abandoned. Default: 90s.
+    #[arg(long, global = true, env = env::TICK_DEADLINE, value_name = "DURATION")]
+    pub tick_deadline: Option<String>,
+    /// First pause of the whole runner after BeadBoard failed transiently; doubles per failure up to 1h. Default: 2m.
+    #[arg(long, global = true, env = env::RETRY_DELAY, value_name = "DURATION")]
+    pub retry_delay: Option<String>,
     /// Log format on stderr.
     #[arg(long, global = true, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -92,5 +98,8 @@ pub enum Command {
         /// Address of /healthz and /metrics. Default: 0.0.0.0:9090.
         #[arg(long, env = env::LISTEN, value_name = "ADDR")]
         listen: Option<String>,
+        /// /healthz answers 503 after this many failed or overdue ticks in a row. Default: 3.
+        #[arg(long, env = env::UNHEALTHY_AFTER, value_name = "N")]
+        unhealthy_after: Option<String>,
     },
 }

@@ -6,8 +6,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use beads_contract::urls::{self, Url};
 use beads_contract::{Metadata, defaults, env, metadata, parse_duration};
-use reqwest::Url;
 
 use crate::cli::{CommonArgs, LogFormat};
 
@@ -91,7 +91,7 @@ pub struct BoardConfig {
 impl fmt::Debug for BoardConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BoardConfig")
-            .field("url", &self.url.as_str())
+            .field("url", &urls::redact(&self.url))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .finish()
@@ -112,6 +112,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Dolt commit author, `name <email>`, as `bd` builds it.
     pub commit_author: String,
+    /// Whole-tick deadline.
+    pub tick_deadline: Duration,
+    /// First runner-wide pause after a transient BeadBoard failure.
+    pub retry_delay: Duration,
 }
 
 /// Settings of `beads-runner run`.
@@ -120,6 +124,8 @@ pub struct RunConfig {
     pub interval: Duration,
     pub reap_interval: Duration,
     pub listen: SocketAddr,
+    /// Failed or overdue ticks in a row after which /healthz answers 503.
+    pub unhealthy_after: u32,
 }
 
 /// A source of environment variables, so tests need not touch the process env.
@@ -156,12 +162,22 @@ fn duration_arg(
     var: &str,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(text) => {
-            parse_duration(text).map_err(|e| invalid(format!("--{flag} / {var}"), e.to_string()))
-        }
+    let what = || format!("--{flag} / {var}");
+    let d = match value {
+        None => default,
+        Some(text) => parse_duration(text).map_err(|e| invalid(what(), e.to_string()))?,
+    };
+    // Timers and date arithmetic overflow long before u64 seconds do.
+    if d > defaults::MAX_DURATION {
+        return Err(invalid(
+            what(),
+            format!(
+                "is too large (at most {})",
+                beads_contract::format_duration(defaults::MAX_DURATION)
+            ),
+        ));
     }
+    Ok(d)
 }
 
 /// Builds the configuration. `needs_board` is true for `dispatch` and `run`.
@@ -188,7 +204,12 @@ pub fn resolve(
 
     let board = match args.beadboard_url.as_deref().map(str::trim) {
         Some(url) if !url.is_empty() => Some(BoardConfig {
-            url: parse_board_url(url)?,
+            url: urls::parse_http_url(url).map_err(|e| {
+                invalid(
+                    format!("--beadboard-url / {}", env::BEADBOARD_URL),
+                    e.to_string(),
+                )
+            })?,
             token: env_vars
                 .var(env::BEADBOARD_TOKEN)
                 .filter(|t| !t.trim().is_empty()),
@@ -250,7 +271,33 @@ pub fn resolve(
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| defaults::COMMIT_AUTHOR_EMAIL.to_string());
 
+    let tick_deadline = duration_arg(
+        args.tick_deadline.as_deref(),
+        "tick-deadline",
+        env::TICK_DEADLINE,
+        defaults::TICK_DEADLINE,
+    )?;
+    let retry_delay = duration_arg(
+        args.retry_delay.as_deref(),
+        "retry-delay",
+        env::RETRY_DELAY,
+        defaults::RETRY_DELAY,
+    )?;
+    if let Some(b) = &board
+        && b.token.is_some()
+        && b.url.scheme() == "http"
+        && !urls::is_loopback(&b.url)
+    {
+        tracing::warn!(
+            url = %urls::redact(&b.url),
+            "{} is sent over plain http to a host that is not loopback; BeadBoard itself checks no token, only a proxy in front of it does, and anyone on the path can read it",
+            env::BEADBOARD_TOKEN
+        );
+    }
+
     Ok(Config {
+        tick_deadline,
+        retry_delay,
         db,
         board,
         actor,
@@ -271,24 +318,11 @@ fn non_empty(value: Option<&str>, flag: &str, var: &str) -> Result<Option<String
     }
 }
 
-fn parse_board_url(text: &str) -> Result<Url, ConfigError> {
-    let what = format!("--beadboard-url / {}", env::BEADBOARD_URL);
-    let url =
-        Url::parse(text).map_err(|e| invalid(&what, format!("{text:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid(
-            &what,
-            format!("{text:?} must be an http:// or https:// URL with a host"),
-        ));
-    }
-    Ok(url)
-}
-
 /// Connection settings with `bd`'s precedence: environment over metadata.json over defaults.
 fn db_config(meta: &Metadata, env_vars: &dyn Env) -> Result<DbConfig, ConfigError> {
     let host = match env_vars.var(env::DOLT_SERVER_HOST) {
         Some(h) if h.trim().is_empty() => return Err(invalid(env::DOLT_SERVER_HOST, "is empty")),
-        Some(h) => h,
+        Some(h) => h.trim().to_string(),
         None => meta.host().to_string(),
     };
     let port = match env_vars.var(env::DOLT_SERVER_PORT) {
@@ -344,9 +378,23 @@ pub fn resolve_run(
     interval: Option<&str>,
     reap_interval: Option<&str>,
     listen: Option<&str>,
+    unhealthy_after: Option<&str>,
 ) -> Result<RunConfig, ConfigError> {
     let listen_text = listen.unwrap_or(defaults::LISTEN);
+    let unhealthy_after = match unhealthy_after {
+        None => defaults::UNHEALTHY_AFTER,
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(invalid(
+                    format!("--unhealthy-after / {}", env::UNHEALTHY_AFTER),
+                    format!("{text:?} is not a whole number of at least 1"),
+                ));
+            }
+        },
+    };
     Ok(RunConfig {
+        unhealthy_after,
         interval: duration_arg(
             interval,
             "interval",
@@ -409,6 +457,35 @@ mod tests {
         assert_eq!(c.commit_author, "beads <beads@local>");
         assert_eq!(c.assignee, "agent");
         assert_eq!(c.actor, "x");
+    }
+
+    #[test]
+    fn host_is_trimmed_and_url_credentials_redacted() {
+        let (_d, a) = args(&["--beadboard-url", "http://u:secret@board:3000"], META);
+        let c = resolve(
+            &a,
+            &[("BEADS_DOLT_SERVER_HOST", " dolt.svc \n")],
+            "x",
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.db.host, "dolt.svc");
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    #[test]
+    fn overflowing_durations_are_refused() {
+        let (_d, a) = args(&["--claim-timeout", "5124095576030431h"], META);
+        let err = resolve(&a, &NO_VARS, "x", false).unwrap_err().to_string();
+        assert!(
+            err.contains("--claim-timeout") && err.contains("too large"),
+            "{err}"
+        );
+        let err = resolve_run(Some("5124095576030431h"), None, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--interval"), "{err}");
+        assert!(resolve_run(None, None, None, Some("0")).is_err());
     }
 
     #[test]

@@ -15,27 +15,35 @@ pub mod status {
     pub const BLOCKED: &str = "blocked";
 }
 
-/// First retry delay after a failed dispatch; it doubles per failure.
-pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(2 * 60);
-/// The longest retry delay.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(60 * 60);
-/// Consecutive failed dispatches after which a bead is blocked.
+/// The longest pause of the whole runner after repeated transient failures.
+pub const MAX_RETRY_DELAY: Duration = beads_contract::defaults::MAX_RETRY_DELAY;
+/// Consecutive failed dispatches after which the scripts' dispatcher blocked
+/// a bead. The runner no longer blocks for failures (an outage must not burn
+/// the queue); the number survives in old `auto-dispatcher: N consecutive…` notes.
 pub const MAX_CONSECUTIVE_FAILURES: u32 = 5;
+/// Bytes a `TEXT` column holds (MySQL, MariaDB and Dolt).
+pub const NOTES_LIMIT: usize = 65_535;
+/// Room a dispatch attempt needs in `notes`: the claim, marker and outcome
+/// notes, each cut to one line of at most 500 characters (4 bytes each).
+pub const NOTES_RESERVE: usize = 4 * 1024;
 
 /// An open bead assigned to the agent, as the candidate query returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub id: String,
     pub priority: i32,
-    pub updated_at: NaiveDateTime,
+    /// `None` when the stored value is not a date (`0000-00-00 00:00:00`).
+    pub updated_at: Option<NaiveDateTime>,
     pub acceptance_criteria: String,
     pub notes: String,
 }
 
-/// What a bead's notes say about earlier dispatch attempts.
+/// What a bead's notes say about earlier dispatch attempts that failed for
+/// reasons outside the bead (BeadBoard or the agent service down, or
+/// BeadBoard refusing it without saying why it is the bead's fault).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FailureHistory {
-    /// Failed dispatches since the last success or backoff block.
+    /// Such failures since the last success or block.
     pub consecutive_failures: u32,
     /// When the most recent failed attempt was claimed.
     pub last_attempt: Option<DateTime<Utc>>,
@@ -47,60 +55,114 @@ pub fn failure_history(bead_notes: &str) -> FailureHistory {
     let mut last_claim = None;
     for note in notes::history(bead_notes) {
         match note {
-            Note::Claimed(at) => last_claim = Some(at),
-            Note::DispatchFailed => {
+            Note::Claimed(at, _) => last_claim = Some(at),
+            Note::DispatchFailed | Note::DispatchRefused => {
                 history.consecutive_failures += 1;
                 history.last_attempt = last_claim;
             }
-            Note::Dispatched(_) | Note::BackoffBlocked => history = FailureHistory::default(),
+            Note::Dispatched(_)
+            | Note::BackoffBlocked
+            | Note::RefusedBlocked
+            | Note::OutcomeUnknown
+            | Note::ReaperOutcomeUnknown => history = FailureHistory::default(),
             _ => {}
         }
     }
     history
 }
 
-/// How long to wait after `failures` consecutive failed dispatches:
-/// 2m, 4m, 8m … capped at 1h; zero when nothing failed.
-pub fn retry_delay(failures: u32) -> Duration {
+/// How long the runner pauses after `failures` transient failures in a row:
+/// `first`, doubling per failure, capped at [`MAX_RETRY_DELAY`]; zero when
+/// nothing failed.
+pub fn retry_delay(failures: u32, first: Duration) -> Duration {
     if failures == 0 {
         return Duration::ZERO;
     }
     let doublings = failures.saturating_sub(1).min(16);
-    FIRST_RETRY_DELAY
+    first
         .saturating_mul(1u32 << doublings)
-        .min(MAX_RETRY_DELAY)
+        .min(MAX_RETRY_DELAY.max(first))
+}
+
+/// Until when the whole runner pauses dispatching: the latest end of a
+/// retry delay over all candidates' failure histories. Transient failures
+/// are the service's, not the bead's, so they pause everything (and block
+/// nothing); the next attempt after the pause goes to the best bead again.
+pub fn paused_until(candidates: &[Candidate], first_delay: Duration) -> Option<DateTime<Utc>> {
+    candidates
+        .iter()
+        .filter_map(|c| {
+            let h = failure_history(&c.notes);
+            let last = h.last_attempt?;
+            let delay = retry_delay(h.consecutive_failures, first_delay);
+            Some(last + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX))
+        })
+        .max()
 }
 
 /// Why a candidate is not dispatched this tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
+    /// BeadBoard would refuse it: blank acceptance criteria.
     NoAcceptanceCriteria,
-    BackingOff { until: DateTime<Utc> },
+    /// Its notes have no room for another attempt's notes.
+    NotesFull,
 }
 
-/// Whether a candidate may be dispatched now.
-pub fn check_candidate(c: &Candidate, now: DateTime<Utc>) -> Result<(), Skip> {
-    if c.acceptance_criteria.trim().is_empty() {
+/// Blank as BeadBoard judges it: JavaScript's `String.prototype.trim()`
+/// leaves nothing. That strips ECMAScript WhiteSpace and LineTerminator
+/// (which include U+FEFF but not U+0085), unlike Rust's `str::trim`.
+pub fn is_blank_js(text: &str) -> bool {
+    text.chars().all(|c| {
+        matches!(
+            c,
+            '\u{0009}'
+                | '\u{000B}'
+                | '\u{000C}'
+                | '\u{0020}'
+                | '\u{00A0}'
+                | '\u{FEFF}'
+                | '\u{000A}'
+                | '\u{000D}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{1680}'
+                | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
+        )
+    })
+}
+
+/// Whether `notes` has room for one more dispatch attempt's notes.
+pub fn notes_have_room(bead_notes: &str) -> bool {
+    bead_notes.len() + NOTES_RESERVE <= NOTES_LIMIT
+}
+
+/// Whether a candidate may be dispatched.
+pub fn check_candidate(c: &Candidate) -> Result<(), Skip> {
+    if is_blank_js(&c.acceptance_criteria) {
         return Err(Skip::NoAcceptanceCriteria);
     }
-    let history = failure_history(&c.notes);
-    if let Some(last) = history.last_attempt {
-        let delay = retry_delay(history.consecutive_failures);
-        let until = last + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-        if now < until {
-            return Err(Skip::BackingOff { until });
-        }
+    if !notes_have_room(&c.notes) {
+        return Err(Skip::NotesFull);
     }
     Ok(())
 }
 
-/// The candidates that may be dispatched now, best first: priority ascending
-/// (0 is highest), then least recently updated, then id.
-pub fn eligible(mut candidates: Vec<Candidate>, now: DateTime<Utc>) -> Vec<Candidate> {
-    candidates.retain(|c| check_candidate(c, now).is_ok());
+/// The candidates that may be dispatched, best first: priority ascending
+/// (0 is highest), then least recently updated, then id. Those skipped are
+/// returned beside them, with the reason.
+pub fn eligible(mut candidates: Vec<Candidate>) -> (Vec<Candidate>, Vec<(String, Skip)>) {
+    let mut skipped = Vec::new();
+    candidates.retain(|c| match check_candidate(c) {
+        Ok(()) => true,
+        Err(skip) => {
+            skipped.push((c.id.clone(), skip));
+            false
+        }
+    });
     candidates
         .sort_by(|a, b| (a.priority, a.updated_at, &a.id).cmp(&(b.priority, b.updated_at, &b.id)));
-    candidates
+    (candidates, skipped)
 }
 
 /// How many more beads this tick may dispatch.
@@ -108,48 +170,101 @@ pub fn free_slots(max_in_flight: u32, in_progress: u64) -> u64 {
     u64::from(max_in_flight).saturating_sub(in_progress)
 }
 
-/// Why a dispatch request failed.
+/// BeadBoard's answer to one dispatch request, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DispatchFailure {
-    /// BeadBoard answered, but not with a 2xx carrying a `job_id`.
-    Http { status: u16, body: String },
-    /// No usable answer: refused, timed out, reset, unreadable body.
-    Transport(String),
+pub enum Answer {
+    /// 2xx with a `job_id`.
+    Accepted(String),
+    /// Certainly never reached BeadBoard (connection refused, DNS).
+    NotSent(String),
+    /// 400: BeadBoard will not take it (perhaps only for now).
+    Refused { status: u16, body: String },
+    /// 5xx, 409, 429 and every other status: the service, not the bead.
+    Transient { status: u16, body: String },
+    /// May have reached BeadBoard, answer lost: timeout or reset after
+    /// sending, an unreadable 2xx, a 2xx without `job_id`.
+    Unknown(String),
 }
 
-impl DispatchFailure {
-    /// The note recorded on the bead.
-    pub fn note(&self) -> String {
-        match self {
-            DispatchFailure::Http { status, body } => notes::dispatch_failed_http(*status, body),
-            DispatchFailure::Transport(error) => notes::dispatch_failed_transport(error),
-        }
+/// What the runner does with a claimed bead after BeadBoard's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Note the job; the bead stays `in_progress` with the agent.
+    Dispatched { note: String },
+    /// Back to `open` with the note. `outage`: stop the tick and pause the
+    /// runner; otherwise an unexplained refusal, and the tick goes on.
+    Release { note: String, outage: bool },
+    /// `blocked` with the note: refused for the bead's own reason, or the
+    /// outcome is unknown and a retry could dispatch it twice.
+    Block { note: String },
+}
+
+/// Refusals whose reason can only be the bead's (BeadBoard's route: a blank
+/// `taskId`, or blank acceptance criteria).
+fn refusal_is_the_beads(body: &str) -> bool {
+    body.contains("missing acceptance criteria") || body.contains("taskId is required")
+}
+
+/// The verdict on one answer. `accepted_other`: a bead BeadBoard accepted
+/// earlier in this tick, which proves a refusal is about this bead.
+pub fn verdict(answer: &Answer, accepted_other: Option<&str>) -> Verdict {
+    match answer {
+        Answer::Accepted(job) => Verdict::Dispatched {
+            note: notes::dispatched(job),
+        },
+        Answer::NotSent(error) => Verdict::Release {
+            note: notes::dispatch_failed_transport(error),
+            outage: true,
+        },
+        Answer::Transient { status, body } => Verdict::Release {
+            note: notes::dispatch_failed_http(*status, body),
+            outage: true,
+        },
+        Answer::Refused { status, body } if refusal_is_the_beads(body) => Verdict::Block {
+            note: notes::refused_blocked(&format!("HTTP {status}: {body}")),
+        },
+        Answer::Refused { status, body } => match accepted_other {
+            Some(other) => Verdict::Block {
+                note: notes::refused_blocked(&format!(
+                    "HTTP {status}: {body}; it accepted {other} in the same tick"
+                )),
+            },
+            None => Verdict::Release {
+                note: notes::dispatch_refused(*status, body),
+                outage: false,
+            },
+        },
+        Answer::Unknown(reason) => Verdict::Block {
+            note: notes::outcome_unknown(reason),
+        },
     }
 }
 
-/// What happens to a claimed bead after its dispatch failed: the failure note
-/// always, then back to `open`, or `blocked` with a second note when this was
-/// the [`MAX_CONSECUTIVE_FAILURES`]th failure in a row.
-pub fn after_failure(
-    notes_before_claim: &str,
-    failure: &DispatchFailure,
-) -> (&'static str, Vec<String>) {
-    let failures = failure_history(notes_before_claim).consecutive_failures + 1;
-    if failures >= MAX_CONSECUTIVE_FAILURES {
-        (
-            status::BLOCKED,
-            vec![failure.note(), notes::backoff_blocked(failures)],
-        )
-    } else {
-        (status::OPEN, vec![failure.note()])
-    }
+/// Whether the bead's latest claim is the one with this claim id (no other
+/// runner claimed it since). Every write after a claim checks it.
+pub fn holds_claim(bead_notes: &str, claim_id: &str) -> bool {
+    notes::history(bead_notes)
+        .into_iter()
+        .rev()
+        .find_map(|n| match n {
+            Note::Claimed(_, by) => Some(by.as_deref() == Some(claim_id)),
+            _ => None,
+        })
+        .unwrap_or(false)
+}
+
+/// Whether the claim with this id is still pending: it is the latest claim
+/// and nothing (the reaper, a person's status change) settled it since.
+pub fn claim_pending(bead_notes: &str, claim_id: &str) -> bool {
+    holds_claim(bead_notes, claim_id) && matches!(latest_attempt(bead_notes), Attempt::Claimed(_))
 }
 
 /// An `in_progress` bead assigned to the agent, as the reaper reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InProgress {
     pub id: String,
-    pub updated_at: NaiveDateTime,
+    /// `None` when the stored value is not a date: then only the notes decide.
+    pub updated_at: Option<NaiveDateTime>,
     pub notes: String,
 }
 
@@ -218,11 +333,14 @@ fn latest_attempt(bead_notes: &str) -> Attempt {
     let mut attempt = Attempt::Settled;
     for note in notes::history(bead_notes) {
         attempt = match (note, attempt) {
-            (Note::Claimed(at), _) => Attempt::Claimed(at),
+            (Note::Claimed(at, _), _) => Attempt::Claimed(at),
             (Note::Dispatching(at), Attempt::Claimed(_)) => Attempt::Sent(at),
             (
                 Note::Dispatched(_)
                 | Note::DispatchFailed
+                | Note::DispatchRefused
+                | Note::RefusedBlocked
+                | Note::OutcomeUnknown
                 | Note::ReaperReleased
                 | Note::ReaperOutcomeUnknown
                 | Note::ReaperStale
@@ -243,22 +361,24 @@ fn latest_attempt(bead_notes: &str) -> Attempt {
 /// instead. Everything else follows the script's rule: block when the whole
 /// minutes since `updated_at` are strictly more than the threshold's.
 pub fn reap(bead: &InProgress, now: DateTime<Utc>, policy: ReapPolicy) -> ReapAction {
-    let timeout_min = beads_contract::duration::whole_minutes(policy.claim_timeout);
     match latest_attempt(&bead.notes) {
         Attempt::Claimed(at) if elapsed(at, now) > policy.claim_timeout => {
             return ReapAction::Release {
-                note: notes::reaper_released(at, timeout_min),
+                note: notes::reaper_released(at, policy.claim_timeout),
             };
         }
         Attempt::Sent(at) if elapsed(at, now) > policy.claim_timeout => {
             return ReapAction::BlockUnknown {
-                note: notes::reaper_outcome_unknown(at, timeout_min),
+                note: notes::reaper_outcome_unknown(at, policy.claim_timeout),
             };
         }
         Attempt::Claimed(_) | Attempt::Sent(_) => return ReapAction::Keep,
         Attempt::Settled | Attempt::Active => {}
     }
-    let age_min = elapsed(bead.updated_at.and_utc(), now).as_secs() / 60;
+    let Some(updated_at) = bead.updated_at else {
+        return ReapAction::Keep;
+    };
+    let age_min = elapsed(updated_at.and_utc(), now).as_secs() / 60;
     let threshold_min = beads_contract::duration::whole_minutes(policy.stale_after);
     if age_min > threshold_min {
         ReapAction::Block {
@@ -286,7 +406,7 @@ mod tests {
         Candidate {
             id: id.into(),
             priority,
-            updated_at: updated.naive_utc(),
+            updated_at: Some(updated.naive_utc()),
             acceptance_criteria: ac.into(),
             notes: notes.into(),
         }
@@ -294,41 +414,60 @@ mod tests {
 
     #[test]
     fn orders_by_priority_then_oldest_update_then_id() {
-        let now = t(12, 0, 0);
-        let got = eligible(
-            vec![
-                cand("c", 2, t(9, 0, 0), "ok", ""),
-                cand("b", 1, t(11, 0, 0), "ok", ""),
-                cand("a", 1, t(11, 0, 0), "ok", ""),
-                cand("d", 1, t(10, 0, 0), "ok", ""),
-                cand("e", 0, t(11, 30, 0), "ok", ""),
-            ],
-            now,
-        );
+        let (got, _) = eligible(vec![
+            cand("c", 2, t(9, 0, 0), "ok", ""),
+            cand("b", 1, t(11, 0, 0), "ok", ""),
+            cand("a", 1, t(11, 0, 0), "ok", ""),
+            cand("d", 1, t(10, 0, 0), "ok", ""),
+            cand("e", 0, t(11, 30, 0), "ok", ""),
+        ]);
         let ids: Vec<_> = got.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["e", "d", "a", "b", "c"]);
     }
 
     #[test]
     fn blank_acceptance_criteria_is_not_eligible() {
-        let now = t(12, 0, 0);
-        let got = eligible(
-            vec![
-                cand("a", 0, t(9, 0, 0), "  \n\t ", ""),
-                cand("b", 0, t(9, 0, 0), "", ""),
-                cand("c", 0, t(9, 0, 0), " x ", ""),
-            ],
-            now,
+        let (got, skipped) = eligible(vec![
+            cand("a", 0, t(9, 0, 0), "  \n\t ", ""),
+            cand("b", 0, t(9, 0, 0), "", ""),
+            cand("c", 0, t(9, 0, 0), " x ", ""),
+            // JavaScript's trim(): U+FEFF is blank, U+0085 is not.
+            cand("d", 0, t(9, 0, 0), "\u{feff}\u{3000}", ""),
+            cand("e", 0, t(9, 0, 0), "\u{85}", ""),
+        ]);
+        let ids: Vec<_> = got.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["c", "e"]);
+        assert_eq!(skipped.len(), 3);
+        assert!(
+            skipped
+                .iter()
+                .all(|(_, s)| *s == Skip::NoAcceptanceCriteria)
         );
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].id, "c");
+    }
+
+    #[test]
+    fn full_notes_and_zero_dates_never_stop_the_others() {
+        let full = "x".repeat(NOTES_LIMIT - 100);
+        let mut zero = cand("z", 0, t(9, 0, 0), "ok", "");
+        zero.updated_at = None;
+        let (got, skipped) = eligible(vec![
+            cand("f", 0, t(9, 0, 0), "ok", &full),
+            zero,
+            cand("a", 1, t(9, 0, 0), "ok", ""),
+        ]);
+        let ids: Vec<_> = got.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["z", "a"]);
+        assert_eq!(skipped, [("f".to_string(), Skip::NotesFull)]);
     }
 
     #[test]
     fn retry_delays_double_and_cap() {
-        let mins: Vec<u64> = (0..9).map(|n| retry_delay(n).as_secs() / 60).collect();
+        let first = Duration::from_secs(120);
+        let mins: Vec<u64> = (0..9)
+            .map(|n| retry_delay(n, first).as_secs() / 60)
+            .collect();
         assert_eq!(mins, [0, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(retry_delay(u32::MAX), MAX_RETRY_DELAY);
+        assert_eq!(retry_delay(u32::MAX, first), MAX_RETRY_DELAY);
     }
 
     fn failed_attempt(at: DateTime<Utc>) -> String {
@@ -361,47 +500,107 @@ mod tests {
     }
 
     #[test]
-    fn backoff_skips_until_delay_passed() {
-        // Two failures → 4 minutes after the last attempt.
+    fn the_whole_runner_pauses_after_a_transient_failure() {
+        // Two failures on one bead → 4 minutes after its last attempt, for every bead.
         let n = format!(
             "{}\n{}",
             failed_attempt(t(10, 0, 0)),
             failed_attempt(t(10, 2, 0))
         );
-        let c = cand("a", 0, t(9, 0, 0), "ok", &n);
+        let c = [
+            cand("a", 0, t(9, 0, 0), "ok", &n),
+            cand("b", 0, t(9, 0, 0), "ok", ""),
+        ];
         assert_eq!(
-            check_candidate(&c, t(10, 5, 59)),
-            Err(Skip::BackingOff { until: t(10, 6, 0) })
+            paused_until(&c, Duration::from_secs(120)),
+            Some(t(10, 6, 0))
         );
-        assert_eq!(check_candidate(&c, t(10, 6, 0)), Ok(()));
+        assert_eq!(paused_until(&c[1..], Duration::from_secs(120)), None);
+        // A block or a success resets it.
+        let done = format!("{n}\n{}", notes::dispatched("j"));
+        assert_eq!(
+            paused_until(
+                &[cand("a", 0, t(9, 0, 0), "ok", &done)],
+                Duration::from_secs(120)
+            ),
+            None
+        );
     }
 
     #[test]
-    fn fifth_consecutive_failure_blocks() {
-        let four: String = (0..4)
-            .map(|i| failed_attempt(t(10, i, 0)))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let failure = DispatchFailure::Transport("connection refused".into());
-        let (status_after, added) = after_failure(&four, &failure);
-        assert_eq!(status_after, status::BLOCKED);
-        assert_eq!(added, [failure.note(), notes::backoff_blocked(5)]);
-        let (status_after, added) = after_failure(&failed_attempt(t(10, 0, 0)), &failure);
-        assert_eq!(status_after, status::OPEN);
-        assert_eq!(added.len(), 1);
-        // A block resets the count: the bead gets five fresh tries after a person reopens it.
-        let reopened = format!(
-            "{four}\n{}\n{}",
-            failed_attempt(t(11, 0, 0)),
-            notes::backoff_blocked(5)
+    fn verdicts_never_reopen_an_unknown_outcome_or_block_for_an_outage() {
+        let v = |a: Answer| verdict(&a, None);
+        assert!(matches!(
+            v(Answer::Accepted("j".into())),
+            Verdict::Dispatched { .. }
+        ));
+        for a in [
+            Answer::NotSent("refused".into()),
+            Answer::Transient {
+                status: 502,
+                body: "fetch failed".into(),
+            },
+            Answer::Transient {
+                status: 429,
+                body: "".into(),
+            },
+        ] {
+            assert!(matches!(v(a), Verdict::Release { outage: true, .. }));
+        }
+        assert!(
+            matches!(v(Answer::Unknown("timed out".into())), Verdict::Block { note } if note.contains("outcome unknown"))
         );
-        assert_eq!(after_failure(&reopened, &failure).0, status::OPEN);
+        let not_found = Answer::Refused {
+            status: 400,
+            body: r#"{"error":"Bead x not found."}"#.into(),
+        };
+        assert!(matches!(
+            verdict(&not_found, None),
+            Verdict::Release { outage: false, .. }
+        ));
+        assert!(matches!(
+            verdict(&not_found, Some("y")),
+            Verdict::Block { .. }
+        ));
+        let no_ac = Answer::Refused {
+            status: 400,
+            body: r#"{"error":"Bead x is missing acceptance criteria."}"#.into(),
+        };
+        assert!(matches!(verdict(&no_ac, None), Verdict::Block { .. }));
+        let blank_id = Answer::Refused {
+            status: 400,
+            body: r#"{"error":"taskId is required."}"#.into(),
+        };
+        assert!(matches!(verdict(&blank_id, None), Verdict::Block { .. }));
+        let bad_json = Answer::Refused {
+            status: 400,
+            body: r#"{"error":"Invalid JSON body."}"#.into(),
+        };
+        assert!(matches!(
+            verdict(&bad_json, None),
+            Verdict::Release { outage: false, .. }
+        ));
+    }
+
+    #[test]
+    fn claims_are_checked_by_id() {
+        let mine = notes::claimed_by(t(10, 0, 0), "r#1");
+        let theirs = notes::claimed_by(t(10, 6, 0), "r#2");
+        assert!(holds_claim(&mine, "r#1") && claim_pending(&mine, "r#1"));
+        let released = format!(
+            "{mine}\n{}",
+            notes::reaper_released(t(10, 0, 0), Duration::from_secs(300))
+        );
+        assert!(holds_claim(&released, "r#1") && !claim_pending(&released, "r#1"));
+        let reclaimed = format!("{released}\n{theirs}");
+        assert!(!holds_claim(&reclaimed, "r#1") && !claim_pending(&reclaimed, "r#1"));
+        assert!(!holds_claim(&notes::claimed(t(10, 0, 0)), "r#1"));
     }
 
     fn in_progress(updated: DateTime<Utc>, notes: &str) -> InProgress {
         InProgress {
             id: "b".into(),
-            updated_at: updated.naive_utc(),
+            updated_at: Some(updated.naive_utc()),
             notes: notes.into(),
         }
     }
@@ -441,7 +640,7 @@ mod tests {
         assert_eq!(
             reap(&bead, t(11, 55, 1), POLICY),
             ReapAction::Release {
-                note: notes::reaper_released(t(11, 50, 0), 5)
+                note: notes::reaper_released(t(11, 50, 0), Duration::from_secs(300))
             }
         );
     }

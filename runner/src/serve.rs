@@ -3,7 +3,7 @@
 //! Prometheus `/metrics`, until SIGTERM or SIGINT.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -43,6 +43,8 @@ struct Metrics {
     duration: Family<KindLabel, Histogram>,
     /// Unix seconds of the last completed tick, for /healthz.
     last_tick: AtomicI64,
+    /// Failed or abandoned ticks in a row, per kind (dispatch, reap), for /healthz.
+    failed_in_a_row: [AtomicU32; 2],
 }
 
 impl Metrics {
@@ -58,6 +60,7 @@ impl Metrics {
                 ])
             }),
             last_tick: AtomicI64::new(chrono::Utc::now().timestamp()),
+            failed_in_a_row: [AtomicU32::new(0), AtomicU32::new(0)],
         };
         registry.register(
             "beads_runner_ticks",
@@ -71,7 +74,7 @@ impl Metrics {
         );
         registry.register(
             "beads_runner_dispatch_failed",
-            "Dispatches that failed and were rolled back",
+            "Dispatch requests sent that did not dispatch the bead (refused, failed, outcome unknown)",
             m.failed.clone(),
         );
         registry.register(
@@ -104,6 +107,13 @@ impl Metrics {
             .observe(started.elapsed().as_secs_f64());
         self.last_tick
             .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        // Per kind: a healthy reap tick must not hide failing dispatch ticks.
+        let in_a_row = &self.failed_in_a_row[usize::from(kind != "dispatch")];
+        if result.is_ok() {
+            in_a_row.store(0, Ordering::Relaxed);
+        } else {
+            in_a_row.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -112,11 +122,25 @@ struct Http {
     metrics: Arc<Metrics>,
     /// A tick should complete at least this often; longer means stuck.
     healthy_within: Duration,
+    /// Failed or abandoned ticks in a row that make the runner unhealthy.
+    unhealthy_after: u32,
 }
 
 async fn healthz(State(http): State<Arc<Http>>) -> impl IntoResponse {
     let age = chrono::Utc::now().timestamp() - http.metrics.last_tick.load(Ordering::Relaxed);
-    if age as u64 <= http.healthy_within.as_secs() {
+    let failed = http
+        .metrics
+        .failed_in_a_row
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    if failed >= http.unhealthy_after {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the last {failed} ticks failed or overran their deadline\n"),
+        )
+    } else if age.max(0).unsigned_abs() <= http.healthy_within.as_secs() {
         (StatusCode::OK, "ok\n".to_string())
     } else {
         (
@@ -172,7 +196,9 @@ pub async fn run(config: &Config, run: RunConfig) -> anyhow::Result<()> {
     let http = Arc::new(Http {
         registry,
         metrics: metrics.clone(),
-        healthy_within: run.interval.max(run.reap_interval) * 3 + board_config.timeout * 2,
+        healthy_within: run.interval.max(run.reap_interval).saturating_mul(3)
+            + config.tick_deadline,
+        unhealthy_after: run.unhealthy_after,
     });
     let listener = tokio::net::TcpListener::bind(run.listen)
         .await
@@ -210,6 +236,7 @@ pub async fn run(config: &Config, run: RunConfig) -> anyhow::Result<()> {
         tokio::select! {
             _ = dispatch_every.tick() => {
                 let started = Instant::now();
+                let deadline = tokio::time::Instant::now() + config.tick_deadline;
                 let tick = DispatchTick {
                     store: &store,
                     board: &board,
@@ -218,16 +245,24 @@ pub async fn run(config: &Config, run: RunConfig) -> anyhow::Result<()> {
                     max_in_flight: config.max_in_flight,
                     dry_run: false,
                     stop: &stop,
+                    retry_delay: config.retry_delay,
+                    deadline,
                 };
-                let result = tick.run().await;
-                if let Ok(report) = &result {
-                    metrics.dispatched.inc_by(report.dispatched.len() as u64);
-                }
+                let result = crate::app::within_deadline(deadline, config.tick_deadline, tick.run())
+                    .await
+                    .and_then(|report| {
+                        metrics.dispatched.inc_by(report.dispatched.len() as u64);
+                        // Only requests actually sent count as failed dispatches.
+                        metrics.failed.inc_by(report.failed.len() as u64);
+                        if report.is_failure() {
+                            Err(TickError::Failed(report.failure()))
+                        } else {
+                            Ok(())
+                        }
+                    });
                 if let Err(TickError::Failed(m)) = &result {
-                    metrics.failed.inc();
                     tracing::warn!(outcome = "tick_failed", error = %m, "dispatch tick failed; next tick in {:?}", run.interval);
                 }
-                let result = result.map(|_| ());
                 metrics.record("dispatch", started, &result);
                 if let Err(TickError::Refused(m)) = result {
                     break Err(anyhow::anyhow!(m));
@@ -242,14 +277,20 @@ pub async fn run(config: &Config, run: RunConfig) -> anyhow::Result<()> {
                     policy,
                     dry_run: false,
                 };
-                let result = tick.run().await;
-                if let Ok(report) = &result {
-                    metrics.reaped.inc_by(report.changed.len() as u64);
-                }
+                let deadline = tokio::time::Instant::now() + config.tick_deadline;
+                let result = crate::app::within_deadline(deadline, config.tick_deadline, tick.run())
+                    .await
+                    .and_then(|report| {
+                        metrics.reaped.inc_by(report.changed.len() as u64);
+                        if report.errors.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(TickError::Failed(report.errors.join("; ")))
+                        }
+                    });
                 if let Err(TickError::Failed(m)) = &result {
                     tracing::warn!(outcome = "tick_failed", error = %m, "reap tick failed");
                 }
-                let result = result.map(|_| ());
                 metrics.record("reap", started, &result);
                 if let Err(TickError::Refused(m)) = result {
                     break Err(anyhow::anyhow!(m));

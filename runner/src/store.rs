@@ -8,9 +8,13 @@
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, TxOpts};
+use mysql_async::{
+    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, TxOpts, Value,
+};
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
@@ -25,13 +29,33 @@ const WRITE_RETRIES: u32 = 20;
 
 /// How long to wait for a connection (bd's DSN uses a 5 s connect timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement may take (bd's DSN: 10 s read and write timeouts).
+const STATEMENT_TIMEOUT: Duration = beads_contract::defaults::STATEMENT_TIMEOUT;
 
+/// Runs one statement, giving up after [`STATEMENT_TIMEOUT`]: a table lock
+/// held elsewhere, a long migration or a stalled network never hangs a tick.
+/// The connection of a statement given up on is dropped, not reused.
+async fn bounded<T>(
+    context: impl FnOnce() -> String,
+    statement: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(STATEMENT_TIMEOUT, statement).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(StoreError::sql(context(), e)),
+        Err(_) => Err(StoreError::Timeout {
+            context: context(),
+            after: STATEMENT_TIMEOUT,
+        }),
+    }
+}
 /// MySQL error codes the runner treats specially.
 mod code {
     pub const BAD_FIELD: u16 = 1054;
     pub const NO_SUCH_TABLE: u16 = 1146;
     pub const BAD_DB: u16 = 1049;
     pub const ACCESS_DENIED: u16 = 1045;
+    /// MariaDB's "Access denied" for a user authenticated by a plugin (unix_socket).
+    pub const ACCESS_DENIED_PLUGIN: u16 = 1698;
     pub const DB_ACCESS_DENIED: u16 = 1044;
     pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
     pub const DEADLOCK: u16 = 1213;
@@ -59,6 +83,31 @@ pub const REQUIRED_COLUMNS: &[(&str, &[&str])] = &[
             "updated_at",
             "started_at",
             "closed_at",
+            "spec_id",
+            "estimated_minutes",
+            "close_reason",
+            "closed_by_session",
+            "due_at",
+            "defer_until",
+            "external_ref",
+            "source_system",
+            "metadata",
+            "compaction_level",
+            "compacted_at",
+            "compacted_at_commit",
+            "original_size",
+            "sender",
+            "ephemeral",
+            "no_history",
+            "wisp_type",
+            "pinned",
+            "is_template",
+            "mol_type",
+            "work_type",
+            "event_kind",
+            "actor",
+            "target",
+            "payload",
         ],
     ),
     (
@@ -95,6 +144,9 @@ pub enum StoreError {
     Decode { context: String, message: String },
     #[error("connecting to {target}: timed out after {}s", CONNECT_TIMEOUT.as_secs())]
     ConnectTimeout { target: String },
+    /// A statement did not finish within its timeout.
+    #[error("{context}: no answer within {}s", after.as_secs())]
+    Timeout { context: String, after: Duration },
 }
 
 impl StoreError {
@@ -109,7 +161,10 @@ impl StoreError {
                         e.message, e.code
                     ));
                 }
-                code::BAD_DB | code::ACCESS_DENIED | code::DB_ACCESS_DENIED => {
+                code::BAD_DB
+                | code::ACCESS_DENIED
+                | code::ACCESS_DENIED_PLUGIN
+                | code::DB_ACCESS_DENIED => {
                     return StoreError::Refused(format!(
                         "{context}: {} (MySQL error {})",
                         e.message, e.code
@@ -119,6 +174,11 @@ impl StoreError {
             }
         }
         StoreError::Sql { context, source }
+    }
+
+    /// True for a refusal (wrong database, schema, credentials): no retry helps.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, StoreError::Refused(_))
     }
 
     /// True when another writer won a race for the same row (Dolt merge
@@ -144,8 +204,9 @@ pub struct ServerInfo {
 }
 
 /// One bead row, as much of it as the runner reads, and the JSON shape
-/// `bd` stores in `events.old_value`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `bd` stores in `events.old_value`: bd's `types.Issue`, field order and
+/// `omitempty` rules included, for every column the beads schema has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Bead {
     pub id: String,
     pub title: String,
@@ -158,25 +219,85 @@ pub struct Bead {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub notes: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    pub spec_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub status: String,
     pub priority: i32,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub issue_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub owner: String,
-    #[serde(with = "rfc3339")]
-    pub created_at: NaiveDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_minutes: Option<i64>,
+    #[serde(with = "rfc3339_zero")]
+    pub created_at: Option<NaiveDateTime>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub created_by: String,
-    #[serde(with = "rfc3339")]
-    pub updated_at: NaiveDateTime,
+    #[serde(with = "rfc3339_zero")]
+    pub updated_at: Option<NaiveDateTime>,
     #[serde(skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
     pub started_at: Option<NaiveDateTime>,
     #[serde(skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
     pub closed_at: Option<NaiveDateTime>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub close_reason: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub closed_by_session: String,
+    #[serde(skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    pub due_at: Option<NaiveDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    pub defer_until: Option<NaiveDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_ref: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source_system: String,
+    /// Omitted when the stored value is `{}` or empty, as bd does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub compaction_level: i64,
+    #[serde(skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    pub compacted_at: Option<NaiveDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compacted_at_commit: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub original_size: i64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub sender: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub ephemeral: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_history: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub wisp_type: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub pinned: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub is_template: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mol_type: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub work_type: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub event_kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub actor: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub target: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub payload: String,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Timestamps as bd's JSON writes them: RFC 3339, UTC, `Z`.
@@ -184,6 +305,20 @@ mod rfc3339 {
     use chrono::NaiveDateTime;
     pub fn serialize<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&beads_contract::notes::timestamp(t.and_utc()))
+    }
+}
+
+/// A required timestamp; a stored zero date is Go's zero time, as bd prints it.
+mod rfc3339_zero {
+    use chrono::NaiveDateTime;
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<NaiveDateTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_str("0001-01-01T00:00:00Z"),
+        }
     }
 }
 
@@ -201,57 +336,120 @@ mod rfc3339_opt {
 }
 
 const BEAD_COLUMNS: &str = "id, title, description, design, acceptance_criteria, notes, status, \
-     priority, issue_type, assignee, owner, created_at, created_by, updated_at, started_at, closed_at";
+     priority, issue_type, assignee, owner, created_at, created_by, updated_at, started_at, closed_at, \
+     spec_id, estimated_minutes, close_reason, closed_by_session, due_at, defer_until, external_ref, \
+     source_system, metadata, compaction_level, compacted_at, compacted_at_commit, original_size, \
+     sender, ephemeral, no_history, wisp_type, pinned, is_template, mol_type, work_type, event_kind, \
+     actor, target, payload";
+
+/// Column values decoded leniently: whatever the database holds, a value
+/// of the wrong kind becomes "absent" instead of a panic or a failed tick.
+struct Cells(Vec<Value>);
+
+impl Cells {
+    fn new(row: Row) -> Self {
+        Cells(row.unwrap())
+    }
+    fn take(&mut self, i: usize) -> Value {
+        self.0
+            .get_mut(i)
+            .map(|v| std::mem::replace(v, Value::NULL))
+            .unwrap_or(Value::NULL)
+    }
+    fn text_opt(&mut self, i: usize) -> Option<String> {
+        match self.take(i) {
+            Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            Value::NULL => None,
+            other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+        }
+    }
+    fn text(&mut self, i: usize) -> String {
+        self.text_opt(i).unwrap_or_default()
+    }
+    fn int_opt(&mut self, i: usize) -> Option<i64> {
+        mysql_async::from_value_opt::<Option<i64>>(self.take(i))
+            .ok()
+            .flatten()
+    }
+    fn int(&mut self, i: usize) -> i64 {
+        self.int_opt(i).unwrap_or(0)
+    }
+    /// `None` for NULL and for values that are no date (`0000-00-00 00:00:00`).
+    fn datetime(&mut self, i: usize) -> Option<NaiveDateTime> {
+        match self.take(i) {
+            Value::NULL => None,
+            v => mysql_async::from_value_opt::<NaiveDateTime>(v).ok(),
+        }
+    }
+}
 
 impl Bead {
-    fn from_row(
-        mut row: mysql_async::Row,
-    ) -> std::result::Result<Self, mysql_async::FromValueError> {
-        fn text(
-            row: &mut mysql_async::Row,
-            i: usize,
-        ) -> std::result::Result<String, mysql_async::FromValueError> {
-            Ok(row
-                .take_opt::<Option<String>, _>(i)
-                .transpose()?
-                .flatten()
-                .unwrap_or_default())
-        }
-        Ok(Bead {
-            id: text(&mut row, 0)?,
-            title: text(&mut row, 1)?,
-            description: text(&mut row, 2)?,
-            design: text(&mut row, 3)?,
-            acceptance_criteria: text(&mut row, 4)?,
-            notes: text(&mut row, 5)?,
-            status: text(&mut row, 6)?,
-            priority: row.take_opt(7).transpose()?.unwrap_or(2),
-            issue_type: text(&mut row, 8)?,
-            assignee: row.take_opt::<Option<String>, _>(9).transpose()?.flatten(),
-            owner: text(&mut row, 10)?,
-            created_at: row.take_opt(11).transpose()?.unwrap_or_default(),
-            created_by: text(&mut row, 12)?,
-            updated_at: row.take_opt(13).transpose()?.unwrap_or_default(),
-            started_at: row
-                .take_opt::<Option<NaiveDateTime>, _>(14)
-                .transpose()?
-                .flatten(),
-            closed_at: row
-                .take_opt::<Option<NaiveDateTime>, _>(15)
-                .transpose()?
-                .flatten(),
+    fn from_row(row: Row) -> Self {
+        let mut c = Cells::new(row);
+        let metadata = c
+            .text_opt(24)
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .filter(|v| !matches!(v, serde_json::Value::Object(m) if m.is_empty()));
+        Bead {
+            id: c.text(0),
+            title: c.text(1),
+            description: c.text(2),
+            design: c.text(3),
+            acceptance_criteria: c.text(4),
+            notes: c.text(5),
+            status: c.text(6),
+            priority: c
+                .int_opt(7)
+                .and_then(|p| i32::try_from(p).ok())
+                .unwrap_or(2),
+            issue_type: c.text(8),
+            assignee: c.text_opt(9),
+            owner: c.text(10),
+            created_at: c.datetime(11),
+            created_by: c.text(12),
+            updated_at: c.datetime(13),
+            started_at: c.datetime(14),
+            closed_at: c.datetime(15),
+            spec_id: c.text(16),
+            estimated_minutes: c.int_opt(17),
+            close_reason: c.text(18),
+            closed_by_session: c.text(19),
+            due_at: c.datetime(20),
+            defer_until: c.datetime(21),
+            external_ref: c.text_opt(22),
+            source_system: c.text(23),
+            metadata,
+            compaction_level: c.int(25),
+            compacted_at: c.datetime(26),
+            compacted_at_commit: c.text_opt(27),
+            original_size: c.int(28),
+            sender: c.text(29),
+            ephemeral: c.int(30) != 0,
+            no_history: c.int(31) != 0,
+            wisp_type: c.text(32),
+            pinned: c.int(33) != 0,
+            is_template: c.int(34) != 0,
+            mol_type: c.text(35),
+            work_type: c.text(36),
+            event_kind: c.text(37),
+            actor: c.text(38),
+            target: c.text(39),
+            payload: c.text(40),
             labels: Vec::new(),
-        })
+        }
     }
 }
 
 /// A change to one bead, decided by a pure function over its current row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Change {
     /// New status, when it changes.
     pub status: Option<&'static str>,
     /// Note lines to append, in order.
     pub notes: Vec<String>,
+    /// Record the note's event before the status's, as the reaper script
+    /// ran `bd note` before `bd update -s` (the dispatcher ran them the other way).
+    pub note_first: bool,
 }
 
 /// What a guarded write did.
@@ -281,8 +479,13 @@ struct Target<'a> {
     dolt: bool,
 }
 
-/// `id, priority, updated_at, acceptance_criteria, notes`
-type CandidateRow = (String, i32, NaiveDateTime, Option<String>, Option<String>);
+/// What the candidate query found: the candidates, and rows it could not read.
+#[derive(Debug, Clone, Default)]
+pub struct Candidates {
+    pub beads: Vec<Candidate>,
+    /// `(bead id, problem)` of rows skipped because a value could not be read.
+    pub unreadable: Vec<(String, String)>,
+}
 
 /// The beads database.
 pub struct Store {
@@ -338,55 +541,122 @@ impl Store {
         }
     }
 
-    /// Closes the pool's connections.
+    /// Closes the pool's connections, waiting at most a second: a
+    /// connection abandoned mid-statement must not hold the exit.
     pub async fn close(self) {
-        let _ = self.pool.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.pool.disconnect()).await;
     }
 
-    /// Open beads assigned to `assignee` that BeadBoard can see, in the
-    /// dispatch order. One indexed query: the idle tick's only database work.
-    pub async fn candidates(&self, assignee: &str) -> Result<Vec<Candidate>> {
+    /// Open beads assigned to `assignee` that BeadBoard can see and `bd`
+    /// would let the runner change (no templates), in the dispatch order.
+    ///
+    /// One query, the idle tick's only database work, which also proves the
+    /// identity and the schema every tick: it reads `metadata._project_id`
+    /// (compared with metadata.json's `project_id`) and names every column
+    /// the runner needs in empty subqueries, so a wrong database or a schema
+    /// drift is a refusal even when nothing is eligible.
+    pub async fn candidates(&self, assignee: &str) -> Result<Candidates> {
         let mut conn = self.conn().await?;
-        let rows: Vec<CandidateRow> = conn
-            .exec(
-                "SELECT i.id, i.priority, i.updated_at, i.acceptance_criteria, i.notes \
-                 FROM issues i \
-                 WHERE i.assignee = ? AND i.status = ? \
-                   AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.issue_id = i.id AND l.label = ?) \
-                 ORDER BY i.priority, i.updated_at, i.id",
+        let probes: String = REQUIRED_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(n, (table, cols))| {
+                let cols: Vec<String> = cols.iter().map(|c| format!("p{n}.`{c}`")).collect();
+                format!(
+                    "(SELECT COUNT(*) FROM (SELECT {} FROM `{table}` p{n} WHERE 1 = 0) q{n}) AS probe{n}",
+                    cols.join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT m.pid, c.id, c.priority, c.updated_at, c.acceptance_criteria, c.notes, {probes} \
+             FROM (SELECT (SELECT value FROM metadata WHERE `key` = '_project_id') AS pid) m \
+             LEFT JOIN (SELECT i.id, i.priority, i.updated_at, i.acceptance_criteria, i.notes FROM issues i \
+               WHERE i.assignee = ? AND i.status = ? \
+               AND (i.is_template = 0 OR i.is_template IS NULL) \
+               AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.issue_id = i.id AND l.label = ?)) c ON 1 = 1 \
+             ORDER BY c.priority, c.updated_at, c.id"
+        );
+        let rows: Vec<Row> = match bounded(
+            || "reading candidate beads from issues".into(),
+            conn.exec(
+                sql,
                 (assignee, status::OPEN, labels::BEAD_HIDDEN_FROM_BEADBOARD),
-            )
-            .await
-            .map_err(|e| StoreError::sql("reading candidate beads from issues", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, priority, updated_at, ac, notes)| Candidate {
+            ),
+        )
+        .await
+        {
+            Ok(rows) => rows,
+            // Name the missing column precisely before refusing.
+            Err(e @ StoreError::Refused(_)) => {
+                drop(conn);
+                self.load_info().await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut found = Candidates::default();
+        let mut project_id = None;
+        for row in rows {
+            let mut c = Cells::new(row);
+            project_id = c.text_opt(0).filter(|p| !p.is_empty());
+            let Some(id) = c.text_opt(1) else {
+                continue; // the one row of an empty result
+            };
+            let Some(priority) = c.int_opt(2).and_then(|p| i32::try_from(p).ok()) else {
+                found
+                    .unreadable
+                    .push((id, "priority is not a number".into()));
+                continue;
+            };
+            let updated_at = c.datetime(3);
+            found.beads.push(Candidate {
                 id,
                 priority,
                 updated_at,
-                acceptance_criteria: ac.unwrap_or_default(),
-                notes: notes.unwrap_or_default(),
-            })
-            .collect())
+                acceptance_criteria: c.text(4),
+                notes: c.text(5),
+            });
+        }
+        self.check_identity(project_id.as_deref())?;
+        Ok(found)
+    }
+
+    /// As bd: skipped when either side is empty, a refusal when they differ.
+    fn check_identity(&self, found: Option<&str>) -> Result<()> {
+        if let (Some(expected), Some(found)) = (&self.project_id, found)
+            && expected != found
+        {
+            return Err(StoreError::Refused(format!(
+                "project identity mismatch: metadata.json project_id is {expected:?} but database {} has metadata._project_id {found:?}; this runner is pointed at the wrong beads database",
+                self.target
+            )));
+        }
+        Ok(())
     }
 
     /// The agent's `in_progress` beads.
     pub async fn in_progress(&self, assignee: &str) -> Result<Vec<InProgress>> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(String, NaiveDateTime, Option<String>)> = conn
-            .exec(
+        let rows: Vec<Row> = bounded(
+            || "reading in_progress beads from issues".into(),
+            conn.exec(
                 "SELECT id, updated_at, notes FROM issues \
                  WHERE assignee = ? AND status = ? ORDER BY updated_at, id",
                 (assignee, status::IN_PROGRESS),
-            )
-            .await
-            .map_err(|e| StoreError::sql("reading in_progress beads from issues", e))?;
+            ),
+        )
+        .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, updated_at, notes)| InProgress {
-                id,
-                updated_at,
-                notes: notes.unwrap_or_default(),
+            .map(|row| {
+                let mut c = Cells::new(row);
+                InProgress {
+                    id: c.text(0),
+                    updated_at: c.datetime(1),
+                    notes: c.text(2),
+                }
             })
             .collect())
     }
@@ -394,13 +664,14 @@ impl Store {
     /// How many of the agent's beads are `in_progress`.
     pub async fn count_in_progress(&self, assignee: &str) -> Result<u64> {
         let mut conn = self.conn().await?;
-        let n: Option<u64> = conn
-            .exec_first(
+        let n: Option<u64> = bounded(
+            || "counting in_progress beads".into(),
+            conn.exec_first(
                 "SELECT COUNT(*) FROM issues WHERE assignee = ? AND status = ?",
                 (assignee, status::IN_PROGRESS),
-            )
-            .await
-            .map_err(|e| StoreError::sql("counting in_progress beads", e))?;
+            ),
+        )
+        .await?;
         Ok(n.unwrap_or(0))
     }
 
@@ -412,14 +683,15 @@ impl Store {
 
     async fn load_info(&self) -> Result<ServerInfo> {
         let mut conn = self.conn().await?;
-        let present: Vec<(String, String)> = conn
-            .exec(
+        let present: Vec<(String, String)> = bounded(
+            || "reading the schema from information_schema".into(),
+            conn.exec(
                 "SELECT table_name, column_name FROM information_schema.columns \
                  WHERE table_schema = DATABASE() AND table_name IN ('issues','events','labels','metadata')",
                 (),
-            )
-            .await
-            .map_err(|e| StoreError::sql("reading the schema from information_schema", e))?;
+            ),
+        )
+        .await?;
         let missing: Vec<String> = REQUIRED_COLUMNS
             .iter()
             .flat_map(|(table, cols)| cols.iter().map(move |c| (*table, *c)))
@@ -438,31 +710,28 @@ impl Store {
             )));
         }
 
-        let version: Option<String> = conn
-            .query_first("SELECT VERSION()")
-            .await
-            .map_err(|e| StoreError::sql("reading the server version", e))?;
+        let version: Option<String> = bounded(
+            || "reading the server version".into(),
+            conn.query_first("SELECT VERSION()"),
+        )
+        .await?;
         // bd's own detection: the function exists only on Dolt.
-        let dolt_version: Option<String> = conn
-            .query_first("SELECT dolt_version()")
-            .await
-            .ok()
-            .flatten();
+        let dolt_version: Option<String> = bounded(|| "asking for dolt_version()".into(), async {
+            Ok(conn
+                .query_first::<String, _>("SELECT dolt_version()")
+                .await
+                .ok()
+                .flatten())
+        })
+        .await?;
 
-        let project_id: Option<String> = conn
-            .query_first("SELECT value FROM metadata WHERE `key` = '_project_id'")
-            .await
-            .map_err(|e| StoreError::sql("reading metadata._project_id", e))?;
+        let project_id: Option<String> = bounded(
+            || "reading metadata._project_id".into(),
+            conn.query_first("SELECT value FROM metadata WHERE `key` = '_project_id'"),
+        )
+        .await?;
         let project_id = project_id.filter(|p| !p.is_empty());
-        // As bd: skipped when either side is empty, fatal when they differ.
-        if let (Some(expected), Some(found)) = (&self.project_id, &project_id)
-            && expected != found
-        {
-            return Err(StoreError::Refused(format!(
-                "project identity mismatch: metadata.json project_id is {expected:?} but database {} has metadata._project_id {found:?}; this runner is pointed at the wrong beads database",
-                self.target
-            )));
-        }
+        self.check_identity(project_id.as_deref())?;
         Ok(ServerInfo {
             version: version.unwrap_or_default(),
             dolt_version,
@@ -473,22 +742,15 @@ impl Store {
     /// Reads one bead (with labels).
     pub async fn bead(&self, id: &str) -> Result<Option<Bead>> {
         let mut conn = self.conn().await?;
-        let row: Option<mysql_async::Row> = conn
-            .exec_first(
+        let row: Option<Row> = bounded(
+            || format!("reading bead {id}"),
+            conn.exec_first(
                 format!("SELECT {BEAD_COLUMNS} FROM issues WHERE id = ?"),
                 (id,),
-            )
-            .await
-            .map_err(|e| StoreError::sql(format!("reading bead {id}"), e))?;
-        match row {
-            None => Ok(None),
-            Some(row) => Ok(Some(Bead::from_row(row).map_err(|e| {
-                StoreError::Decode {
-                    context: format!("decoding bead {id}"),
-                    message: e.to_string(),
-                }
-            })?)),
-        }
+            ),
+        )
+        .await?;
+        Ok(row.map(Bead::from_row))
     }
 
     /// Changes one bead in one transaction, the way `bd update` and `bd note`
@@ -498,6 +760,7 @@ impl Store {
     /// change, or `None` to leave the bead alone. The `UPDATE` is conditional
     /// on the status and assignee `decide` saw, so on Dolt (which merges at
     /// commit instead of locking) a concurrent writer makes it a no-op.
+    /// Templates are never changed (bd refuses: "cannot modify template").
     /// Returns the row as it was and the change applied, or `None` when
     /// nothing was written (bead gone, `decide` declined, or a lost race).
     pub async fn write<F>(
@@ -604,136 +867,168 @@ impl Store {
             .naive_utc()
             .with_nanosecond(0)
             .unwrap_or(now.naive_utc());
-        let mut tx = conn
-            .start_transaction(TxOpts::default())
-            .await
-            .map_err(|e| StoreError::sql(ctx("starting a transaction for"), e))?;
+        let mut tx = bounded(
+            || ctx("starting a transaction for"),
+            conn.start_transaction(TxOpts::default()),
+        )
+        .await?;
 
         if let Some(cap) = cap {
-            let in_progress: Option<u64> = tx
-                .exec_first(
+            let in_progress: Option<u64> = bounded(
+                || ctx("counting in_progress beads before claiming"),
+                tx.exec_first(
                     "SELECT COUNT(*) FROM issues WHERE assignee = ? AND status = ? FOR UPDATE",
                     (cap.assignee, status::IN_PROGRESS),
-                )
-                .await
-                .map_err(|e| {
-                    StoreError::sql(ctx("counting in_progress beads before claiming"), e)
-                })?;
+                ),
+            )
+            .await?;
             if in_progress.unwrap_or(0) >= u64::from(cap.max_in_flight) {
                 tx.rollback().await.ok();
                 return Ok(Written::AtCapacity);
             }
         }
 
-        let row: Option<mysql_async::Row> = tx
-            .exec_first(
+        let row: Option<Row> = bounded(
+            || ctx("locking"),
+            tx.exec_first(
                 format!("SELECT {BEAD_COLUMNS} FROM issues WHERE id = ? FOR UPDATE"),
                 (id,),
-            )
-            .await
-            .map_err(|e| StoreError::sql(ctx("locking"), e))?;
+            ),
+        )
+        .await?;
         let Some(row) = row else {
             tx.rollback().await.ok();
             return Ok(Written::Declined);
         };
-        let mut old = Bead::from_row(row).map_err(|e| StoreError::Decode {
-            context: ctx("decoding"),
-            message: e.to_string(),
-        })?;
-        old.labels = tx
-            .exec(
+        let mut old = Bead::from_row(row);
+        old.labels = bounded(
+            || ctx("reading labels of"),
+            tx.exec(
                 "SELECT label FROM labels WHERE issue_id = ? ORDER BY label",
                 (id,),
-            )
-            .await
-            .map_err(|e| StoreError::sql(ctx("reading labels of"), e))?;
+            ),
+        )
+        .await?;
 
-        let Some(change) = decide(&old) else {
+        let change = if old.is_template { None } else { decide(&old) };
+        let Some(change) = change else {
             tx.rollback().await.ok();
             return Ok(Written::Declined);
         };
 
         let appended = change.notes.join("\n");
         let new_status = change.status.unwrap_or(old.status.as_str()).to_string();
-        tx.exec_drop(
-            "UPDATE issues SET updated_at = ?, status = ?, \
-               started_at = CASE WHEN ? = 'in_progress' AND started_at IS NULL THEN ? ELSE started_at END, \
-               notes = CASE WHEN ? = '' THEN notes WHEN notes = '' THEN ? ELSE CONCAT(notes, '\n', ?) END \
-             WHERE id = ? AND status = ? AND assignee <=> ?",
-            (
-                now,
-                &new_status,
-                &new_status,
-                now,
-                &appended,
-                &appended,
-                &appended,
-                id,
-                &old.status,
-                &old.assignee,
+        // bd's UpdateIssue: a status change unpins a pinned bead (unless the
+        // new status is `pinned`); started_at is set once, on entering
+        // in_progress, and never cleared (a release keeps it).
+        let unpin = change.status.is_some_and(|s| s != "pinned") && old.pinned;
+        bounded(
+            || ctx("updating"),
+            tx.exec_drop(
+                "UPDATE issues SET updated_at = ?, status = ?, \
+                   started_at = CASE WHEN ? = 'in_progress' AND started_at IS NULL THEN ? ELSE started_at END, \
+                   pinned = CASE WHEN ? THEN 0 ELSE pinned END, \
+                   notes = CASE WHEN ? = '' THEN notes WHEN notes = '' THEN ? ELSE CONCAT(notes, '\n', ?) END \
+                 WHERE id = ? AND status = ? AND assignee <=> ?",
+                (
+                    now,
+                    &new_status,
+                    &new_status,
+                    now,
+                    unpin,
+                    &appended,
+                    &appended,
+                    &appended,
+                    id,
+                    &old.status,
+                    &old.assignee,
+                ),
             ),
         )
-        .await
-        .map_err(|e| StoreError::sql(ctx("updating"), e))?;
+        .await?;
         if tx.affected_rows() != 1 {
             tx.rollback().await.ok();
             return Ok(Written::Declined);
         }
 
-        // One event per logical change, as `bd update -s` then `bd note` write them.
+        // One event per logical change, in the order the scripts' `bd`
+        // commands wrote them, each with the row as that command saw it.
         let mut before = old.clone();
-        if let Some(s) = change.status {
-            self.event(
-                &mut tx,
-                id,
-                event_type(&old.status, s),
-                actor,
-                &before,
-                &serde_json::json!({ "status": s }),
-            )
-            .await?;
-            before.status = s.to_string();
-            before.updated_at = now;
+        let mut steps: Vec<bool> = Vec::new(); // true: the status step
+        if change.status.is_some() {
+            steps.push(true);
         }
         if !appended.is_empty() {
-            let notes: Option<String> = tx
-                .exec_first("SELECT notes FROM issues WHERE id = ?", (id,))
-                .await
-                .map_err(|e| StoreError::sql(ctx("re-reading notes of"), e))?;
-            self.event(
-                &mut tx,
-                id,
-                "updated",
-                actor,
-                &before,
-                &serde_json::json!({ "notes": notes.unwrap_or_default() }),
-            )
-            .await?;
+            steps.push(false);
+        }
+        if change.note_first {
+            steps.reverse();
+        }
+        for is_status in steps {
+            if is_status {
+                let Some(s) = change.status else { continue };
+                self.event(
+                    &mut tx,
+                    id,
+                    event_type(&before.status, s),
+                    actor,
+                    &before,
+                    &serde_json::json!({ "status": s }),
+                )
+                .await?;
+                before.status = s.to_string();
+                if unpin {
+                    before.pinned = false;
+                }
+                if s == status::IN_PROGRESS && before.started_at.is_none() {
+                    before.started_at = Some(now);
+                }
+            } else {
+                let notes = beads_contract::notes::append(&before.notes, &appended);
+                self.event(
+                    &mut tx,
+                    id,
+                    "updated",
+                    actor,
+                    &before,
+                    &serde_json::json!({ "notes": &notes }),
+                )
+                .await?;
+                before.notes = notes;
+            }
+            before.updated_at = Some(now);
         }
 
         if dolt {
             // Staged and committed on the same connection, inside the
             // transaction, as bd does; DOLT_ADD errors are ignored as in bd.
-            tx.query_drop("CALL DOLT_ADD('issues')").await.ok();
-            tx.query_drop("CALL DOLT_ADD('events')").await.ok();
+            let _ = bounded(|| ctx("staging"), tx.query_drop("CALL DOLT_ADD('issues')")).await;
+            let _ = bounded(|| ctx("staging"), tx.query_drop("CALL DOLT_ADD('events')")).await;
             let message = format!("bd: update {id}");
-            if let Err(e) = tx
-                .exec_drop(
+            match tokio::time::timeout(
+                STATEMENT_TIMEOUT,
+                tx.exec_drop(
                     "CALL DOLT_COMMIT('-m', ?, '--author', ?)",
                     (&message, &self.commit_author),
-                )
-                .await
-                && !e.to_string().contains("nothing to commit")
+                ),
+            )
+            .await
             {
-                return Err(StoreError::sql(ctx("committing to Dolt history"), e));
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if e.to_string().contains("nothing to commit") => {}
+                Ok(Err(e)) => return Err(StoreError::sql(ctx("committing to Dolt history"), e)),
+                Err(_) => {
+                    return Err(StoreError::Timeout {
+                        context: ctx("committing to Dolt history"),
+                        after: STATEMENT_TIMEOUT,
+                    });
+                }
             }
         }
         if change.status == Some(status::IN_PROGRESS) {
             crate::failpoint::pause(crate::failpoint::BEFORE_CLAIM_COMMIT).await;
         }
-        tx.commit()
-            .await
-            .map_err(|e| StoreError::sql(ctx("committing the change to"), e))?;
+        bounded(|| ctx("committing the change to"), tx.commit()).await?;
         Ok(Written::Done(Box::new(old), change))
     }
 
@@ -748,13 +1043,15 @@ impl Store {
     ) -> Result<()> {
         let old_value = go_json(old);
         let new_value = go_json(new_value);
-        tx.exec_drop(
-            "INSERT INTO events (id, issue_id, event_type, actor, old_value, new_value) \
-             VALUES (UUID(), ?, ?, ?, ?, ?)",
-            (id, event_type, actor, old_value, new_value),
+        bounded(
+            || format!("recording an event for bead {id}"),
+            tx.exec_drop(
+                "INSERT INTO events (id, issue_id, event_type, actor, old_value, new_value) \
+                 VALUES (UUID(), ?, ?, ?, ?, ?)",
+                (id, event_type, actor, old_value, new_value),
+            ),
         )
         .await
-        .map_err(|e| StoreError::sql(format!("recording an event for bead {id}"), e))
     }
 }
 

@@ -148,36 +148,69 @@ async fn connection_killed_mid_transaction_writes_nothing() {
 }
 
 #[tokio::test]
-async fn beadboard_faults_each_roll_back_cleanly() {
+async fn beadboard_faults_each_end_open_or_blocked_never_twice() {
     use beads_testkit::Reply;
-    let replies = [
-        Reply::json(500, "boom"),
-        Reply::json(502, r#"{"error":"Agent service response missing job_id."}"#),
-        Reply::json(429, r#"{"error":"slow down"}"#),
-        Reply::Raw {
-            status: 200,
-            content_type: "text/html",
-            body: "<h1>proxy</h1>".into(),
-        },
-        Reply::Truncated(r#"{"job_id": "abc"#.into()),
-        Reply::Close,
-        Reply::Slow(Duration::from_secs(4), Box::new(Reply::Job(None))),
+    // (answer, status afterwards, start of the last note)
+    let cases = [
+        (Reply::json(500, "boom"), "open", "dispatch failed HTTP 500"),
+        (
+            Reply::json(502, r#"{"error":"Agent service response missing job_id."}"#),
+            "open",
+            "dispatch failed HTTP 502",
+        ),
+        (
+            Reply::json(429, r#"{"error":"slow down"}"#),
+            "open",
+            "dispatch failed HTTP 429",
+        ),
+        (
+            Reply::json(409, r#"{"error":"Agent is busy"}"#),
+            "open",
+            "dispatch failed HTTP 409",
+        ),
+        (
+            Reply::Raw {
+                status: 200,
+                content_type: "text/html",
+                body: "<h1>proxy</h1>".into(),
+            },
+            "blocked",
+            "dispatch outcome unknown",
+        ),
+        (
+            Reply::Truncated(r#"{"job_id": "abc"#.into()),
+            "blocked",
+            "dispatch outcome unknown",
+        ),
+        (Reply::Close, "blocked", "dispatch outcome unknown"),
+        (
+            Reply::Slow(Duration::from_secs(4), Box::new(Reply::Job(None))),
+            "blocked",
+            "dispatch outcome unknown",
+        ),
     ];
-    for reply in replies {
+    for (reply, status, note) in cases {
         let w = World::new().await;
         w.db.seed(&[Seed::agent("b1")]).await;
         w.board.dispatch_replies([reply.clone()]);
-        let run = w.run(&["dispatch"]).await;
+        let run = w
+            .run_with(&["dispatch"], &[("BEADS_RETRY_DELAY", "1s")])
+            .await;
         assert_eq!(run.code, 1, "{reply:?}: {run:?}");
         let b = w.db.bead("b1").await;
-        assert_eq!(b.status, "open", "{reply:?}");
+        assert_eq!(b.status, status, "{reply:?}");
         assert!(
-            b.note_lines()
-                .last()
-                .unwrap()
-                .starts_with("dispatch failed"),
+            b.note_lines().last().unwrap().starts_with(note),
             "{reply:?}: {b:?}"
         );
+        // After the pause the next tick sends it again only if it was certainly not taken.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let again = w
+            .run_with(&["dispatch"], &[("BEADS_RETRY_DELAY", "1s")])
+            .await;
+        assert_eq!(again.code, 0, "{reply:?}: {again:?}");
+        let sent = w.board.dispatched_ids().len();
+        assert_eq!(sent, if status == "open" { 2 } else { 1 }, "{reply:?}");
     }
 }
 
@@ -204,11 +237,17 @@ async fn soak_eight_runners_over_500_beads_with_random_failures() {
                         &[
                             ("BEADS_MAX_IN_FLIGHT", "1000"),
                             ("BEADS_ACTOR", &format!("soak-{n}")),
+                            ("BEADS_RETRY_DELAY", "1s"),
                         ],
                     )
                     .await;
                 assert!(run.code == 0 || run.code == 1, "{run:?}");
                 ticks += 1;
+                if run.stderr.contains("pausing") && ticks <= 200 {
+                    // The whole runner pauses after a transient failure.
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    continue;
+                }
                 if run.code == 0 && w.board.accepted().len() == before || ticks > 200 {
                     break;
                 }

@@ -112,7 +112,7 @@ async fn claim_never_sent_returns_to_open_after_claim_timeout() {
     assert_eq!(b.status, "open");
     assert_eq!(
         b.note_lines().last(),
-        Some(&notes::reaper_released(claimed, 5).as_str())
+        Some(&notes::reaper_released(claimed, std::time::Duration::from_secs(300)).as_str())
     );
     assert_eq!(w.db.bead("c-new").await.status, "in_progress");
 }
@@ -130,7 +130,7 @@ async fn request_sent_without_outcome_is_blocked_not_reopened() {
     assert_eq!(b.status, "blocked");
     assert_eq!(
         b.note_lines().last(),
-        Some(&notes::reaper_outcome_unknown(at, 5).as_str())
+        Some(&notes::reaper_outcome_unknown(at, std::time::Duration::from_secs(300)).as_str())
     );
 }
 

@@ -131,3 +131,65 @@ async fn several_runners_racing_respect_max_in_flight() {
     assert_eq!(in_progress, 3, "the cap holds across racing runners");
     assert_eq!(ids.len(), 3);
 }
+
+#[tokio::test]
+async fn hung_ticks_are_abandoned_and_healthz_turns_unhealthy_then_recovers() {
+    use mysql_async::prelude::*;
+    let w = World::new().await;
+    w.db.seed(&[Seed::agent("h1")]).await;
+    // BeadBoard's status route is unreachable: every dispatch tick fails
+    // before any request to dispatch is sent.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut r = Running::start(run_command(
+        &w,
+        &[
+            ("BEADS_UNHEALTHY_AFTER", "2"),
+            ("BEADS_TICK_DEADLINE", "2s"),
+            ("BEADBOARD_URL", &format!("http://{closed}")),
+        ],
+    ));
+    let addr = listen_addr(&mut r).await;
+    r.wait_for("tick_failed").await;
+    r.wait_for("tick_failed").await;
+    r.wait_for("tick_failed").await;
+    let (code, body) = get(&format!("http://{addr}/healthz")).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("failed"), "{body}");
+    let (_, metrics) = get(&format!("http://{addr}/metrics")).await;
+    // No dispatch request was ever sent, so none failed.
+    assert!(
+        metrics.contains("beads_runner_dispatch_failed_total 0"),
+        "{metrics}"
+    );
+    r.signal("TERM");
+    assert_eq!(r.exit_code().await, Some(0));
+
+    // A table lock hangs every statement: ticks are abandoned at their
+    // deadline, the loop goes on, and /healthz says so.
+    let mut holder = w.db.conn().await;
+    holder.query_drop("LOCK TABLES issues WRITE").await.unwrap();
+    let mut r = Running::start(run_command(
+        &w,
+        &[
+            ("BEADS_UNHEALTHY_AFTER", "2"),
+            ("BEADS_TICK_DEADLINE", "2s"),
+        ],
+    ));
+    let addr = listen_addr(&mut r).await;
+    r.wait_for("deadline of 2s").await;
+    r.wait_for("deadline of 2s").await;
+    let (code, _) = get(&format!("http://{addr}/healthz")).await;
+    assert_eq!(code, 503);
+    holder.query_drop("UNLOCK TABLES").await.unwrap();
+    drop(holder);
+    r.wait_for("outcome=\"dispatched\"").await;
+    // A later tick completes after the one that dispatched was recorded.
+    r.wait_for("outcome=\"idle\"").await;
+    let (code, body) = get(&format!("http://{addr}/healthz")).await;
+    assert_eq!(code, 200, "{body}");
+    r.signal("TERM");
+    assert_eq!(r.exit_code().await, Some(0));
+}

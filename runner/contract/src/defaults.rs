@@ -31,6 +31,23 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest one dispatch or reap tick may take, all writes and requests
 /// included; a tick past it stops taking new beads and exits.
 pub const TICK_DEADLINE: Duration = Duration::from_secs(90);
+/// Longest one SQL statement may take before the runner gives up on it and
+/// its connection (bd's DSN uses 10 s read and write timeouts).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Consecutive failed or overdue ticks after which `/healthz` in `run` mode
+/// answers 503.
+pub const UNHEALTHY_AFTER: u32 = 3;
+/// First pause of the whole runner after BeadBoard failed transiently (5xx,
+/// 409, 429, unreachable, or refusing every bead); it doubles per further
+/// failure up to [`MAX_RETRY_DELAY`].
+pub const RETRY_DELAY: Duration = Duration::from_secs(2 * 60);
+/// The longest pause after repeated transient failures.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(60 * 60);
+/// Most bytes of a BeadBoard answer the runner reads; the rest is ignored
+/// (a 2xx cut there is an unreadable answer).
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// Longest duration any flag accepts (durations beyond it overflow timers).
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 /// `activeDeadlineSeconds` of the Jobs the CronJobs create: the backstop
 /// that kills a runner whose own [`TICK_DEADLINE`] failed, so one hung Job
 /// can never stop later ticks under `concurrencyPolicy: Forbid`.

@@ -10,7 +10,8 @@ pub const DOLT_SERVER_TLS: &str = "BEADS_DOLT_SERVER_TLS";
 /// The database password. Only ever from the environment (a Secret), never from a file.
 pub const DOLT_PASSWORD: &str = "BEADS_DOLT_PASSWORD";
 pub const BEADBOARD_URL: &str = "BEADBOARD_URL";
-/// Optional bearer token sent to BeadBoard.
+/// Optional bearer token. BeadBoard itself has no authentication; only a
+/// proxy the operator puts in front of it ever checks this.
 pub const BEADBOARD_TOKEN: &str = "BEADBOARD_TOKEN";
 pub const ACTOR: &str = "BEADS_ACTOR";
 pub const AGENT_ASSIGNEE: &str = "BEADS_AGENT_ASSIGNEE";
@@ -28,3 +29,9 @@ pub const LISTEN: &str = "BEADS_LISTEN";
 /// Dolt commit author, as `bd` reads them.
 pub const GIT_AUTHOR_NAME: &str = "GIT_AUTHOR_NAME";
 pub const GIT_AUTHOR_EMAIL: &str = "GIT_AUTHOR_EMAIL";
+/// Whole-tick deadline of `dispatch`, `reap` and each tick of `run`.
+pub const TICK_DEADLINE: &str = "BEADS_TICK_DEADLINE";
+/// Failed or overdue ticks in a row after which `/healthz` answers 503.
+pub const UNHEALTHY_AFTER: &str = "BEADS_UNHEALTHY_AFTER";
+/// First runner-wide pause after a transient BeadBoard failure.
+pub const RETRY_DELAY: &str = "BEADS_RETRY_DELAY";

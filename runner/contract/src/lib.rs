@@ -11,6 +11,7 @@ pub mod env;
 pub mod labels;
 pub mod metadata;
 pub mod notes;
+pub mod urls;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use metadata::{Metadata, MetadataError};

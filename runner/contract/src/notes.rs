@@ -13,6 +13,10 @@ const FAILED_PREFIX: &str = "dispatch failed";
 const STALE_PREFIX: &str = "reaper: no progress for ";
 const RELEASED_PREFIX: &str = "reaper: claimed at ";
 const UNKNOWN_PREFIX: &str = "reaper: dispatch outcome unknown since ";
+const REFUSED_PREFIX: &str = "dispatch refused HTTP ";
+const REFUSED_BLOCKED_PREFIX: &str = "auto-dispatcher: refused by BeadBoard";
+const OUTCOME_UNKNOWN_PREFIX: &str = "dispatch outcome unknown: ";
+const CLAIMED_BY: &str = " by ";
 const BACKOFF_PREFIX: &str = "auto-dispatcher: ";
 const BACKOFF_SUFFIX: &str = " consecutive dispatch failures — blocking";
 /// Timestamp format of notes: RFC 3339, UTC, whole seconds, `Z` (as `date -u +%Y-%m-%dT%H:%M:%SZ`).
@@ -25,9 +29,22 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
     at.format(TIMESTAMP_FORMAT).to_string()
 }
 
-/// `auto-dispatcher claimed at 2026-04-18T22:35:46Z`
+/// `auto-dispatcher claimed at 2026-04-18T22:35:46Z` (the scripts' claim
+/// note; still recognised, no longer written).
 pub fn claimed(at: DateTime<Utc>) -> String {
     format!("{CLAIMED_PREFIX}{}", timestamp(at))
+}
+
+/// `auto-dispatcher claimed at 2026-04-18T22:35:46Z by <claim id>`: the
+/// claim id names this one claim, so every later write can check the claim
+/// is still this runner's, and two runners claiming in the same second on
+/// Dolt write different rows (a conflict) instead of identical ones.
+pub fn claimed_by(at: DateTime<Utc>, claim_id: &str) -> String {
+    format!(
+        "{CLAIMED_PREFIX}{}{CLAIMED_BY}{}",
+        timestamp(at),
+        one_line(claim_id, 100)
+    )
 }
 
 /// Written just before the dispatch request, after the claim committed. With
@@ -51,30 +68,62 @@ pub fn dispatch_failed_http(status: u16, body: &str) -> String {
     )
 }
 
-/// `dispatch failed: <transport error>` (refused, timed out, unreadable body).
+/// `dispatch failed: <transport error>`: the request never reached BeadBoard
+/// (connection refused, DNS).
 pub fn dispatch_failed_transport(error: &str) -> String {
     format!("{FAILED_PREFIX}: {}", one_line(error, MAX_QUOTED_BODY))
 }
 
+/// `dispatch refused HTTP 400: <body>`: BeadBoard refused the bead, and
+/// nothing shows yet that the refusal is about this bead (BeadBoard answers
+/// "not found" for every bead when its own database read fails).
+pub fn dispatch_refused(status: u16, body: &str) -> String {
+    format!(
+        "{REFUSED_PREFIX}{status}: {}",
+        one_line(body, MAX_QUOTED_BODY)
+    )
+}
+
+/// The note that blocks a bead BeadBoard refused for a reason of its own
+/// (`why`: its answer, or that it accepted another bead meanwhile).
+pub fn refused_blocked(why: &str) -> String {
+    format!(
+        "{REFUSED_BLOCKED_PREFIX} ({}) — blocking; fix the bead, then reopen it",
+        one_line(why, MAX_QUOTED_BODY)
+    )
+}
+
+/// The note that blocks a bead whose request may have reached BeadBoard but
+/// whose answer was lost (timeout or reset after sending, an unreadable 2xx,
+/// a 2xx without `job_id`).
+pub fn outcome_unknown(reason: &str) -> String {
+    format!(
+        "{OUTCOME_UNKNOWN_PREFIX}{} — blocking so it is not dispatched twice; check the agent before reopening",
+        one_line(reason, MAX_QUOTED_BODY)
+    )
+}
 /// `reaper: no progress for <N>m (threshold <T>m) — blocking` (U+2014, as the script wrote it).
 pub fn reaper_stale(age_minutes: u64, threshold_minutes: u64) -> String {
     format!("{STALE_PREFIX}{age_minutes}m (threshold {threshold_minutes}m) — blocking")
 }
 
-/// The reaper's note when a bead was claimed but never dispatched.
-pub fn reaper_released(claimed_at: DateTime<Utc>, timeout_minutes: u64) -> String {
+/// The reaper's note when a bead was claimed but never dispatched. The
+/// timeout is written as a duration (`5m`, `30s`), never rounded to `0m`.
+pub fn reaper_released(claimed_at: DateTime<Utc>, timeout: std::time::Duration) -> String {
     format!(
-        "{RELEASED_PREFIX}{} but never dispatched within {timeout_minutes}m — returning to open",
-        timestamp(claimed_at)
+        "{RELEASED_PREFIX}{} but never dispatched within {} — returning to open",
+        timestamp(claimed_at),
+        crate::format_duration(timeout)
     )
 }
 
 /// The reaper's note when a dispatch request was sent but its outcome was
 /// never recorded (the runner died or lost the database mid-dispatch).
-pub fn reaper_outcome_unknown(sent_at: DateTime<Utc>, timeout_minutes: u64) -> String {
+pub fn reaper_outcome_unknown(sent_at: DateTime<Utc>, timeout: std::time::Duration) -> String {
     format!(
-        "{UNKNOWN_PREFIX}{} (claim timeout {timeout_minutes}m) — blocking so it is not dispatched twice; check the agent before reopening",
-        timestamp(sent_at)
+        "{UNKNOWN_PREFIX}{} (claim timeout {}) — blocking so it is not dispatched twice; check the agent before reopening",
+        timestamp(sent_at),
+        crate::format_duration(timeout)
     )
 }
 
@@ -86,10 +135,18 @@ pub fn backoff_blocked(failures: u32) -> String {
 /// What a single note line is, as far as the runner is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
-    Claimed(DateTime<Utc>),
+    /// A claim, with its claim id (absent in the scripts' claim notes).
+    Claimed(DateTime<Utc>, Option<String>),
     Dispatching(DateTime<Utc>),
     Dispatched(String),
+    /// A transient failure or a request that was never sent.
     DispatchFailed,
+    /// BeadBoard refused the bead; the bead went back to `open`.
+    DispatchRefused,
+    /// Blocked because BeadBoard refused it for a reason of its own.
+    RefusedBlocked,
+    /// Blocked by the dispatcher because the request's outcome is unknown.
+    OutcomeUnknown,
     ReaperStale,
     ReaperReleased,
     ReaperOutcomeUnknown,
@@ -101,8 +158,12 @@ pub enum Note {
 /// Recognises one line of a bead's `notes`.
 pub fn classify(line: &str) -> Note {
     if let Some(rest) = line.strip_prefix(CLAIMED_PREFIX) {
-        return match NaiveDateTime::parse_from_str(rest.trim(), TIMESTAMP_FORMAT) {
-            Ok(t) => Note::Claimed(t.and_utc()),
+        let (at, by) = match rest.split_once(CLAIMED_BY) {
+            Some((at, by)) => (at, Some(by.trim().to_string())),
+            None => (rest, None),
+        };
+        return match NaiveDateTime::parse_from_str(at.trim(), TIMESTAMP_FORMAT) {
+            Ok(t) => Note::Claimed(t.and_utc(), by),
             Err(_) => Note::Other,
         };
     }
@@ -117,6 +178,15 @@ pub fn classify(line: &str) -> Note {
     }
     if line.starts_with(FAILED_PREFIX) {
         return Note::DispatchFailed;
+    }
+    if line.starts_with(REFUSED_PREFIX) {
+        return Note::DispatchRefused;
+    }
+    if line.starts_with(REFUSED_BLOCKED_PREFIX) {
+        return Note::RefusedBlocked;
+    }
+    if line.starts_with(OUTCOME_UNKNOWN_PREFIX) {
+        return Note::OutcomeUnknown;
     }
     if line.starts_with(STALE_PREFIX) {
         return Note::ReaperStale;
@@ -253,11 +323,28 @@ mod tests {
     #[test]
     fn every_written_note_is_recognised() {
         let at = Utc.with_ymd_and_hms(2026, 4, 18, 22, 35, 46).unwrap();
-        assert_eq!(classify(&claimed(at)), Note::Claimed(at));
+        assert_eq!(classify(&claimed(at)), Note::Claimed(at, None));
+        assert_eq!(
+            classify(&claimed_by(at, "beads-runner#1f2e")),
+            Note::Claimed(at, Some("beads-runner#1f2e".into()))
+        );
+        assert_eq!(
+            claimed_by(at, "r#1"),
+            "auto-dispatcher claimed at 2026-04-18T22:35:46Z by r#1"
+        );
+        assert_eq!(classify(&dispatch_refused(400, "x")), Note::DispatchRefused);
+        assert_eq!(classify(&refused_blocked("x")), Note::RefusedBlocked);
+        assert_eq!(
+            classify(&outcome_unknown("timed out")),
+            Note::OutcomeUnknown
+        );
         assert_eq!(classify(&dispatched("j1")), Note::Dispatched("j1".into()));
         assert_eq!(classify(&dispatching(at)), Note::Dispatching(at));
         assert_eq!(
-            classify(&reaper_outcome_unknown(at, 5)),
+            classify(&reaper_outcome_unknown(
+                at,
+                std::time::Duration::from_secs(300)
+            )),
             Note::ReaperOutcomeUnknown
         );
         assert_eq!(
@@ -269,7 +356,14 @@ mod tests {
             Note::DispatchFailed
         );
         assert_eq!(classify(&reaper_stale(40, 30)), Note::ReaperStale);
-        assert_eq!(classify(&reaper_released(at, 5)), Note::ReaperReleased);
+        assert_eq!(
+            classify(&reaper_released(at, std::time::Duration::from_secs(300))),
+            Note::ReaperReleased
+        );
+        assert!(
+            reaper_released(at, std::time::Duration::from_secs(30)).contains("within 30s"),
+            "a sub-minute timeout is not rounded to 0m"
+        );
         assert_eq!(classify(&backoff_blocked(5)), Note::BackoffBlocked);
         assert_eq!(classify("claimed by agent 1234"), Note::Other);
         assert_eq!(

@@ -27,12 +27,18 @@ pub enum Reply {
     },
     /// Waits, then gives the inner answer.
     Slow(Duration, Box<Reply>),
-    /// Closes the connection without answering.
+    /// Closes the connection without answering, after reading the whole
+    /// request (a reset after sending, as far as the client can tell).
     Close,
+    /// Reads the request and never answers (the connection stays open).
+    Hang,
+    /// `status` with a JSON body of `bytes` bytes, streamed.
+    Huge { status: u16, bytes: usize },
     /// Announces a longer body than it sends, then closes.
     Truncated(String),
-    /// A job, or one of the failures above, chosen pseudo-randomly (a fixed
-    /// sequence, so a run can be repeated): `fail_percent` of requests fail.
+    /// A job, or one of the failures above (500, 502, a reset after
+    /// reading, 429, or a job answered after 3 s), chosen pseudo-randomly (a
+    /// fixed sequence, so a run can be repeated): `fail_percent` of requests fail.
     Flaky { fail_percent: u32 },
 }
 
@@ -66,6 +72,8 @@ struct Script {
     dispatch: VecDeque<Reply>,
     status_default: Option<Reply>,
     dispatch_default: Option<Reply>,
+    /// Answers for one `taskId`, before the queue and the default.
+    per_bead: std::collections::HashMap<String, Reply>,
     requests: Vec<Request>,
     jobs: u32,
 }
@@ -118,6 +126,15 @@ impl StubBeadBoard {
     /// Queues answers to the next dispatch requests.
     pub fn dispatch_replies(&self, replies: impl IntoIterator<Item = Reply>) {
         self.with(|s| s.dispatch.extend(replies));
+    }
+    /// Always answers dispatches of this `taskId` with `reply` (BeadBoard
+    /// refusing one bead while accepting others).
+    pub fn dispatch_for(&self, task_id: &str, reply: Reply) {
+        self.with(|s| s.per_bead.insert(task_id.to_string(), reply));
+    }
+    /// Forgets the per-bead answers.
+    pub fn clear_dispatch_for(&self) {
+        self.with(|s| s.per_bead.clear());
     }
     /// The answer to status requests once the queue is empty.
     pub fn status_default(&self, reply: Reply) {
@@ -173,12 +190,20 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Re
                         .or_else(|| s.status_default.clone())
                         .unwrap_or(Reply::Busy(false)),
                 ),
-                ("POST", "/api/agent-dispatch") => Some(
-                    s.dispatch
-                        .pop_front()
-                        .or_else(|| s.dispatch_default.clone())
-                        .unwrap_or(Reply::Job(None)),
-                ),
+                ("POST", "/api/agent-dispatch") => {
+                    let task = serde_json::from_str::<serde_json::Value>(&request.body)
+                        .ok()
+                        .and_then(|v| v.get("taskId")?.as_str().map(String::from))
+                        .unwrap_or_default();
+                    Some(match s.per_bead.get(&task) {
+                        Some(r) => r.clone(),
+                        None => s
+                            .dispatch
+                            .pop_front()
+                            .or_else(|| s.dispatch_default.clone())
+                            .unwrap_or(Reply::Job(None)),
+                    })
+                }
                 _ => None,
             };
             let reply = match reply {
@@ -196,29 +221,46 @@ async fn serve(mut stream: TcpStream, script: Arc<Mutex<Script>>) -> std::io::Re
                     if roll >= fail_percent {
                         Some(Reply::Job(None))
                     } else {
-                        Some(match roll % 4 {
+                        Some(match roll % 5 {
                             0 => Reply::json(500, "boom"),
                             1 => Reply::json(
                                 502,
                                 r#"{"error":"Agent service response missing job_id."}"#,
                             ),
                             2 => Reply::Close,
-                            _ => Reply::json(429, r#"{"error":"slow down"}"#),
+                            3 => Reply::json(429, r#"{"error":"slow down"}"#),
+                            // Taken, answered after the client's timeout.
+                            _ => Reply::Slow(
+                                std::time::Duration::from_secs(3),
+                                Box::new(Reply::Job(None)),
+                            ),
                         })
                     }
                 }
                 other => other,
             };
-            match reply {
-                Some(Reply::Job(None)) => {
-                    s.jobs += 1;
-                    Reply::Job(Some(format!("job-{}", s.jobs)))
+            // A job is created when the request is taken, even if the answer
+            // is slow to come (or never reaches the client).
+            fn number(r: Reply, s: &mut Script) -> Reply {
+                match r {
+                    Reply::Job(None) => {
+                        s.jobs += 1;
+                        Reply::Job(Some(format!("job-{}", s.jobs)))
+                    }
+                    Reply::Slow(d, inner) => Reply::Slow(d, Box::new(number(*inner, s))),
+                    r => r,
                 }
-                Some(r) => r,
+            }
+            match reply {
+                Some(r) => number(r, &mut s),
                 None => Reply::json(404, r#"{"error":"not found"}"#),
             }
         };
-        if let Reply::Job(Some(job)) = &reply {
+        let mut taken = &reply;
+        while let Reply::Slow(_, inner) = taken {
+            taken = inner;
+        }
+        if let Reply::Job(Some(job)) = taken {
             let task = serde_json::from_str::<serde_json::Value>(&request.body)
                 .ok()
                 .and_then(|v| v.get("taskId")?.as_str().map(String::from))
@@ -258,6 +300,28 @@ async fn answer(stream: &mut TcpStream, mut reply: Reply) -> std::io::Result<boo
             body,
         } => (status, content_type, body),
         Reply::Close => return Ok(false),
+        Reply::Hang => {
+            // Hold the connection open, answering nothing, until the client gives up.
+            let mut sink = [0u8; 256];
+            while stream.read(&mut sink).await? > 0 {}
+            return Ok(false);
+        }
+        Reply::Huge { status, bytes } => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {bytes}\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await?;
+            let chunk = vec![b' '; 64 * 1024];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if stream.write_all(&chunk[..n]).await.is_err() {
+                    return Ok(false); // the client stopped reading
+                }
+                left -= n;
+            }
+            return Ok(true);
+        }
         Reply::Truncated(body) => {
             let head = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
