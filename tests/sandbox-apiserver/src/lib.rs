@@ -18,7 +18,6 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod cron;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
