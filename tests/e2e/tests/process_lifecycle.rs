@@ -119,11 +119,21 @@ async fn provider_exits_and_removes_its_socket_when_terraform_is_killed_mid_plan
     sandbox.inject_fault(hang);
     let mut plan = ws
         .command(&["plan", "-no-color"])
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let terraform_pid = plan.id();
+    // Terraform prints this line as it asks the provider to read the
+    // resource, whose GET then hangs: the plan is under way in the provider.
+    let mut stdout = std::io::BufReader::new(plan.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Refreshing state...") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(n > 0, "terraform plan ended before refreshing:\n{seen}");
+        seen.push_str(&line);
+    }
     let mut provider = None;
     wait_for("the provider to start and bind its socket", || {
         provider = children(terraform_pid)
