@@ -46,8 +46,38 @@ pub fn schema() -> Block {
         )
 }
 
+/// The provider block's attributes, in schema order.
+const ATTRIBUTES: [&str; 8] = [
+    "config_path",
+    "config_context",
+    "host",
+    "token",
+    "cluster_ca_certificate",
+    "insecure",
+    "client_certificate",
+    "client_key",
+];
+
 fn settings_from(config: &Value) -> Result<Connection, Diagnostics> {
     let o = Obj::new(config).map_err(|e| Diagnostics::from(e.into_diagnostic()))?;
+    // Values from resources not yet applied arrive unknown during plan.
+    // hashicorp/kubernetes reads them as "" and so falls back to
+    // KUBE_CONFIG_PATH or localhost (its issue #1546); this provider
+    // remembers them and refuses to connect until they are known. Like
+    // hashicorp/kubernetes' classic resources it connects only when an
+    // operation needs the cluster, so a plan that creates the resource
+    // still works.
+    let unknown: Vec<String> = ATTRIBUTES
+        .iter()
+        .filter(|a| o.raw(a).is_unknown())
+        .map(|a| (*a).to_string())
+        .collect();
+    if !unknown.is_empty() {
+        return Ok(Connection {
+            unknown,
+            ..Connection::default()
+        });
+    }
     let s = |n: &str| {
         o.opt_string(n)
             .map_err(|e| Diagnostics::from(e.into_diagnostic()))
@@ -64,6 +94,7 @@ fn settings_from(config: &Value) -> Result<Connection, Diagnostics> {
             .known(),
         client_certificate: s("client_certificate")?,
         client_key: s("client_key")?,
+        unknown: Vec::new(),
     })
 }
 

@@ -111,6 +111,13 @@ impl Handle {
         self.state.faults.clear();
     }
 
+    /// The faults still armed, each with the count it has left (a fault
+    /// armed with a large count is a tripwire: it shows whether anything
+    /// reached the server).
+    pub fn armed_faults(&self) -> Vec<Fault> {
+        self.state.faults.list()
+    }
+
     /// The API semantics, for direct inspection in tests.
     pub fn api(&self) -> &Arc<api::ApiServer> {
         &self.state.api
