@@ -266,6 +266,26 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Why a request got no answer, without the wrappers' own words
+/// ("ServiceError", hyper's "client error (Connect)"): e.g. "tcp connect
+/// error: Connection refused (os error 111)".
+fn transport_cause(e: &kube::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.starts_with("client error (") && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    if parts.is_empty() {
+        with_causes(e)
+    } else {
+        parts.join(": ")
+    }
+}
+
 fn describe(e: kube::Error, server: &str) -> String {
     match e {
         kube::Error::Api(status) => {
@@ -278,7 +298,7 @@ fn describe(e: kube::Error, server: &str) -> String {
         // The request never got an answer: name where it went and why.
         other @ (kube::Error::Service(_) | kube::Error::HyperError(_)) => format!(
             "cannot reach the Kubernetes API server {server}: {}",
-            with_causes(&other)
+            transport_cause(&other)
         ),
         other => with_causes(&other),
     }

@@ -164,7 +164,8 @@ async fn connection_failures_name_the_server_and_the_kubeconfig() {
     assert!(
         text.contains(&format!(
             "cannot reach the Kubernetes API server http://127.0.0.1:{port}/"
-        )) && text.contains("Connection refused"),
+        )) && text.contains("Connection refused")
+            && !text.contains("ServiceError"),
         "{text}"
     );
 
