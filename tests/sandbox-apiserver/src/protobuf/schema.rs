@@ -35,13 +35,13 @@ pub(super) static APPS_V1_DEPLOYMENT_SPEC: &[Field] = &[
 
 /// `api.apps.v1.DeploymentStatus`
 pub(super) static APPS_V1_DEPLOYMENT_STATUS: &[Field] = &[
-    (1, "observedGeneration", Kind::Int),
-    (2, "replicas", Kind::Int),
-    (3, "updatedReplicas", Kind::Int),
-    (4, "availableReplicas", Kind::Int),
-    (5, "unavailableReplicas", Kind::Int),
+    (1, "observedGeneration", Kind::IntOmitZero),
+    (2, "replicas", Kind::IntOmitZero),
+    (3, "updatedReplicas", Kind::IntOmitZero),
+    (4, "availableReplicas", Kind::IntOmitZero),
+    (5, "unavailableReplicas", Kind::IntOmitZero),
     (6, "conditions", Kind::List(&APPS_V1_DEPLOYMENT_CONDITION)),
-    (7, "readyReplicas", Kind::Int),
+    (7, "readyReplicas", Kind::IntOmitZero),
     (8, "collisionCount", Kind::Int),
     (9, "terminatingReplicas", Kind::Int),
 ];
@@ -173,8 +173,8 @@ pub(super) static CORE_V1_APP_ARMOR_PROFILE: &[Field] =
 pub(super) static CORE_V1_AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE: &[Field] = &[
     (1, "volumeID", Kind::Str),
     (2, "fsType", Kind::Str),
-    (3, "partition", Kind::Int),
-    (4, "readOnly", Kind::Bool),
+    (3, "partition", Kind::IntOmitZero),
+    (4, "readOnly", Kind::BoolOmitZero),
 ];
 
 /// `api.core.v1.AzureDiskVolumeSource`
@@ -191,7 +191,7 @@ pub(super) static CORE_V1_AZURE_DISK_VOLUME_SOURCE: &[Field] = &[
 pub(super) static CORE_V1_AZURE_FILE_VOLUME_SOURCE: &[Field] = &[
     (1, "secretName", Kind::Str),
     (2, "shareName", Kind::Str),
-    (3, "readOnly", Kind::Bool),
+    (3, "readOnly", Kind::BoolOmitZero),
 ];
 
 /// `api.core.v1.CSIVolumeSource`
@@ -218,14 +218,14 @@ pub(super) static CORE_V1_CEPH_FS_VOLUME_SOURCE: &[Field] = &[
     (3, "user", Kind::Str),
     (4, "secretFile", Kind::Str),
     (5, "secretRef", Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
-    (6, "readOnly", Kind::Bool),
+    (6, "readOnly", Kind::BoolOmitZero),
 ];
 
 /// `api.core.v1.CinderVolumeSource`
 pub(super) static CORE_V1_CINDER_VOLUME_SOURCE: &[Field] = &[
     (1, "volumeID", Kind::Str),
     (2, "fsType", Kind::Str),
-    (3, "readOnly", Kind::Bool),
+    (3, "readOnly", Kind::BoolOmitZero),
     (4, "secretRef", Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
 ];
 
@@ -450,7 +450,7 @@ pub(super) static CORE_V1_FC_VOLUME_SOURCE: &[Field] = &[
     (1, "targetWwNs", Kind::StrList),
     (2, "lun", Kind::Int),
     (3, "fsType", Kind::Str),
-    (4, "readOnly", Kind::Bool),
+    (4, "readOnly", Kind::BoolOmitZero),
     (5, "wwids", Kind::StrList),
 ];
 
@@ -459,7 +459,7 @@ pub(super) static CORE_V1_FLEX_VOLUME_SOURCE: &[Field] = &[
     (1, "driver", Kind::Str),
     (2, "fsType", Kind::Str),
     (3, "secretRef", Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
-    (4, "readOnly", Kind::Bool),
+    (4, "readOnly", Kind::BoolOmitZero),
     (5, "options", Kind::MapStr),
 ];
 
@@ -471,8 +471,8 @@ pub(super) static CORE_V1_FLOCKER_VOLUME_SOURCE: &[Field] =
 pub(super) static CORE_V1_GCE_PERSISTENT_DISK_VOLUME_SOURCE: &[Field] = &[
     (1, "pdName", Kind::Str),
     (2, "fsType", Kind::Str),
-    (3, "partition", Kind::Int),
-    (4, "readOnly", Kind::Bool),
+    (3, "partition", Kind::IntOmitZero),
+    (4, "readOnly", Kind::BoolOmitZero),
 ];
 
 /// `api.core.v1.GitRepoVolumeSource`
@@ -486,7 +486,7 @@ pub(super) static CORE_V1_GIT_REPO_VOLUME_SOURCE: &[Field] = &[
 pub(super) static CORE_V1_GLUSTERFS_VOLUME_SOURCE: &[Field] = &[
     (1, "endpoints", Kind::Str),
     (2, "path", Kind::Str),
-    (3, "readOnly", Kind::Bool),
+    (3, "readOnly", Kind::BoolOmitZero),
 ];
 
 /// `api.core.v1.GrpcAction`
@@ -525,11 +525,11 @@ pub(super) static CORE_V1_ISCSI_VOLUME_SOURCE: &[Field] = &[
     (3, "lun", Kind::Int),
     (4, "iscsiInterface", Kind::Str),
     (5, "fsType", Kind::Str),
-    (6, "readOnly", Kind::Bool),
+    (6, "readOnly", Kind::BoolOmitZero),
     (7, "portals", Kind::StrList),
-    (8, "chapAuthDiscovery", Kind::Bool),
+    (8, "chapAuthDiscovery", Kind::BoolOmitZero),
     (10, "secretRef", Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
-    (11, "chapAuthSession", Kind::Bool),
+    (11, "chapAuthSession", Kind::BoolOmitZero),
     (12, "initiatorName", Kind::Str),
 ];
 
@@ -587,7 +587,7 @@ pub(super) static CORE_V1_NAMESPACE_STATUS: &[Field] = &[
 pub(super) static CORE_V1_NFS_VOLUME_SOURCE: &[Field] = &[
     (1, "server", Kind::Str),
     (2, "path", Kind::Str),
-    (3, "readOnly", Kind::Bool),
+    (3, "readOnly", Kind::BoolOmitZero),
 ];
 
 /// `api.core.v1.NodeAffinity`
@@ -854,7 +854,7 @@ pub(super) static CORE_V1_POD_TEMPLATE_SPEC: &[Field] = &[
 pub(super) static CORE_V1_PORTWORX_VOLUME_SOURCE: &[Field] = &[
     (1, "volumeID", Kind::Str),
     (2, "fsType", Kind::Str),
-    (3, "readOnly", Kind::Bool),
+    (3, "readOnly", Kind::BoolOmitZero),
 ];
 
 /// `api.core.v1.PreferredSchedulingTerm`
@@ -892,7 +892,7 @@ pub(super) static CORE_V1_PROJECTED_VOLUME_SOURCE: &[Field] = &[
 pub(super) static CORE_V1_QUOBYTE_VOLUME_SOURCE: &[Field] = &[
     (1, "registry", Kind::Str),
     (2, "volume", Kind::Str),
-    (3, "readOnly", Kind::Bool),
+    (3, "readOnly", Kind::BoolOmitZero),
     (4, "user", Kind::Str),
     (5, "group", Kind::Str),
     (6, "tenant", Kind::Str),
@@ -907,7 +907,7 @@ pub(super) static CORE_V1_RBD_VOLUME_SOURCE: &[Field] = &[
     (5, "user", Kind::Str),
     (6, "keyring", Kind::Str),
     (7, "secretRef", Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
-    (8, "readOnly", Kind::Bool),
+    (8, "readOnly", Kind::BoolOmitZero),
 ];
 
 /// `api.core.v1.ResourceClaim`
@@ -933,13 +933,13 @@ pub(super) static CORE_V1_SCALE_IO_VOLUME_SOURCE: &[Field] = &[
     (1, "gateway", Kind::Str),
     (2, "system", Kind::Str),
     (3, "secretRef", Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
-    (4, "sslEnabled", Kind::Bool),
+    (4, "sslEnabled", Kind::BoolOmitZero),
     (5, "protectionDomain", Kind::Str),
     (6, "storagePool", Kind::Str),
     (7, "storageMode", Kind::Str),
     (8, "volumeName", Kind::Str),
     (9, "fsType", Kind::Str),
-    (10, "readOnly", Kind::Bool),
+    (10, "readOnly", Kind::BoolOmitZero),
 ];
 
 /// `api.core.v1.SeLinuxOptions`
@@ -1038,7 +1038,7 @@ pub(super) static CORE_V1_STORAGE_OS_VOLUME_SOURCE: &[Field] = &[
     (1, "volumeName", Kind::Str),
     (2, "volumeNamespace", Kind::Str),
     (3, "fsType", Kind::Str),
-    (4, "readOnly", Kind::Bool),
+    (4, "readOnly", Kind::BoolOmitZero),
     (5, "secretRef", Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
 ];
 
