@@ -61,12 +61,13 @@ const ATTRIBUTES: [&str; 8] = [
 fn settings_from(config: &Value) -> Result<Connection, Diagnostics> {
     let o = Obj::new(config).map_err(|e| Diagnostics::from(e.into_diagnostic()))?;
     // Values from resources not yet applied arrive unknown during plan.
-    // hashicorp/kubernetes reads them as "" and so falls back to
-    // KUBE_CONFIG_PATH or localhost (its issue #1546); this provider
-    // remembers them and refuses to connect until they are known. Like
-    // hashicorp/kubernetes' classic resources it connects only when an
-    // operation needs the cluster, so a plan that creates the resource
-    // still works.
+    // hashicorp/kubernetes' SDK resources read them as "" and so fall back
+    // to KUBE_CONFIG_PATH or localhost (hashicorp/terraform-provider-
+    // kubernetes#1546); its kubernetes_manifest defers the plan
+    // (DeferredReasonProviderConfigUnknown) when Terraform allows deferral.
+    // This provider remembers them and refuses to connect until they are
+    // known; like hashicorp/kubernetes' classic resources it connects only
+    // when an operation needs the cluster, so planning a create still works.
     let unknown: Vec<String> = ATTRIBUTES
         .iter()
         .filter(|a| o.raw(a).is_unknown())
