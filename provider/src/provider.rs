@@ -46,8 +46,39 @@ pub fn schema() -> Block {
         )
 }
 
+/// The provider block's attributes, in schema order.
+const ATTRIBUTES: [&str; 8] = [
+    "config_path",
+    "config_context",
+    "host",
+    "token",
+    "cluster_ca_certificate",
+    "insecure",
+    "client_certificate",
+    "client_key",
+];
+
 fn settings_from(config: &Value) -> Result<Connection, Diagnostics> {
     let o = Obj::new(config).map_err(|e| Diagnostics::from(e.into_diagnostic()))?;
+    // Values from resources not yet applied arrive unknown during plan.
+    // hashicorp/kubernetes' SDK resources read them as "" and so fall back
+    // to KUBE_CONFIG_PATH or localhost (hashicorp/terraform-provider-
+    // kubernetes#1546); its kubernetes_manifest defers the plan
+    // (DeferredReasonProviderConfigUnknown) when Terraform allows deferral.
+    // This provider remembers them and refuses to connect until they are
+    // known; like hashicorp/kubernetes' classic resources it connects only
+    // when an operation needs the cluster, so planning a create still works.
+    let unknown: Vec<String> = ATTRIBUTES
+        .iter()
+        .filter(|a| o.raw(a).is_unknown())
+        .map(|a| (*a).to_string())
+        .collect();
+    if !unknown.is_empty() {
+        return Ok(Connection {
+            unknown,
+            ..Connection::default()
+        });
+    }
     let s = |n: &str| {
         o.opt_string(n)
             .map_err(|e| Diagnostics::from(e.into_diagnostic()))
@@ -64,6 +95,7 @@ fn settings_from(config: &Value) -> Result<Connection, Diagnostics> {
             .known(),
         client_certificate: s("client_certificate")?,
         client_key: s("client_key")?,
+        unknown: Vec::new(),
     })
 }
 

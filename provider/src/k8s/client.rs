@@ -33,6 +33,10 @@ pub struct Connection {
     pub insecure: Option<bool>,
     pub client_certificate: Option<String>,
     pub client_key: Option<String>,
+    /// Attributes whose values Terraform does not know yet (they come from
+    /// resources not yet applied). The provider then never connects: no
+    /// fallback to `KUBE_CONFIG_PATH` or the in-cluster account.
+    pub unknown: Vec<String>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for Connection {
             .field("token", &redacted(&self.token))
             .field("insecure", &self.insecure)
             .field("client_key", &redacted(&self.client_key))
+            .field("unknown", &self.unknown)
             .finish_non_exhaustive()
     }
 }
@@ -65,17 +70,23 @@ pub enum KubeError {
 }
 
 impl Connection {
-    /// Builds a client. Precedence: `host` (with token or client
-    /// certificate), then `config_path` or `KUBE_CONFIG_PATH`, then the
-    /// in-cluster service account.
-    pub async fn client(&self) -> Result<Client, KubeError> {
+    /// Builds a client and names the API server it talks to. Precedence:
+    /// `host` (with token or client certificate), then `config_path` or
+    /// `KUBE_CONFIG_PATH`, then the in-cluster service account.
+    async fn connect(&self) -> Result<(Client, String), KubeError> {
         let mut config = self.config().await?;
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(REQUEST_TIMEOUT);
-        Client::try_from(config).map_err(|e| KubeError::Connect(e.to_string()))
+        let server = config.cluster_url.to_string();
+        let client = Client::try_from(config)
+            .map_err(|e| KubeError::Connect(format!("API server {server}: {e}")))?;
+        Ok((client, server))
     }
 
     async fn config(&self) -> Result<Config, KubeError> {
+        if !self.unknown.is_empty() {
+            return Err(KubeError::Connect(not_known_yet(&self.unknown)));
+        }
         let options = KubeConfigOptions {
             context: self.config_context.clone(),
             ..KubeConfigOptions::default()
@@ -99,6 +110,9 @@ impl Connection {
             let path = expand_home(&path);
             let kubeconfig = Kubeconfig::read_from(&path)
                 .map_err(|e| KubeError::Connect(format!("config_path {path}: {e}")))?;
+            if let Some(wanted) = options.context.as_deref() {
+                check_context(&kubeconfig, &path, wanted).map_err(KubeError::Connect)?;
+            }
             return Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
                 .map_err(|e| KubeError::Connect(format!("config_path {path}: {e}")));
@@ -152,7 +166,7 @@ impl Connection {
 #[derive(Default)]
 pub struct Cluster {
     connection: std::sync::RwLock<Option<Connection>>,
-    client: tokio::sync::OnceCell<Client>,
+    client: tokio::sync::OnceCell<(Client, String)>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -171,8 +185,9 @@ impl Cluster {
         }
     }
 
-    /// The client, connecting on first use.
-    pub async fn client(&self) -> Result<Client, KubeError> {
+    /// The client and the API server's address (for messages), connecting
+    /// on first use.
+    async fn connected(&self) -> Result<(Client, String), KubeError> {
         let connection = self
             .connection
             .read()
@@ -180,14 +195,18 @@ impl Cluster {
             .clone()
             .unwrap_or_default();
         self.client
-            .get_or_try_init(|| async move { connection.client().await })
+            .get_or_try_init(|| async move { connection.connect().await })
             .await
             .cloned()
     }
 
     /// The objects of one resource.
     pub async fn objects(&self, namespace: &str, name: &str) -> Result<Objects, KubeError> {
-        Ok(Objects::new(self.client().await?, namespace, name))
+        let (client, server) = self.connected().await?;
+        Ok(Objects {
+            server,
+            ..Objects::new(client, namespace, name)
+        })
     }
 }
 
@@ -198,7 +217,76 @@ fn expand_home(path: &str) -> String {
     }
 }
 
-fn describe(e: kube::Error) -> String {
+/// The error for a provider block with values Terraform does not know yet.
+fn not_known_yet(unknown: &[String]) -> String {
+    format!(
+        "the provider configuration is not known yet: {} will be known only after apply. \
+         The provider does not fall back to KUBE_CONFIG_PATH or another cluster; \
+         apply the resources it depends on first (terraform apply -target=...), \
+         or give the provider block values known at plan time",
+        unknown.join(", ")
+    )
+}
+
+/// Refuses a `config_context` the kubeconfig does not define, naming the
+/// file and the contexts it has (kube-rs says only "failed to load current
+/// context").
+fn check_context(kubeconfig: &Kubeconfig, path: &str, wanted: &str) -> Result<(), String> {
+    let names: Vec<&str> = kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    if names.contains(&wanted) {
+        return Ok(());
+    }
+    let available = if names.is_empty() {
+        "it defines no contexts".to_string()
+    } else {
+        format!("its contexts are: {}", names.join(", "))
+    };
+    Err(format!(
+        "config_context {wanted:?} is not a context in the kubeconfig {path}; {available}"
+    ))
+}
+
+/// An error's message followed by each of its sources, skipping repeats
+/// (hyper's "client error (Connect)" says little without its cause).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// Why a request got no answer, without the wrappers' own words
+/// ("ServiceError", hyper's "client error (Connect)"): e.g. "tcp connect
+/// error: Connection refused (os error 111)".
+fn transport_cause(e: &kube::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.starts_with("client error (") && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    if parts.is_empty() {
+        with_causes(e)
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn describe(e: kube::Error, server: &str) -> String {
     match e {
         kube::Error::Api(status) => {
             let mut message = format!("{} ({} {})", status.message, status.code, status.reason);
@@ -207,13 +295,20 @@ fn describe(e: kube::Error) -> String {
             }
             message
         }
-        other => other.to_string(),
+        // The request never got an answer: name where it went and why.
+        other @ (kube::Error::Service(_) | kube::Error::HyperError(_)) => format!(
+            "cannot reach the Kubernetes API server {server}: {}",
+            transport_cause(&other)
+        ),
+        other => with_causes(&other),
     }
 }
 
 /// The objects of one resource in the cluster.
 pub struct Objects {
     client: Client,
+    /// The API server's address, for messages.
+    server: String,
     namespace: String,
     names: Names,
 }
@@ -222,6 +317,7 @@ impl Objects {
     pub fn new(client: Client, namespace: &str, name: &str) -> Self {
         Objects {
             client,
+            server: String::new(),
             namespace: namespace.to_string(),
             names: Names::new(name),
         }
@@ -247,7 +343,7 @@ impl Objects {
             kind,
             namespace: self.namespace.clone(),
             name: name.to_string(),
-            message: describe(e),
+            message: describe(e, &self.server),
         }
     }
 

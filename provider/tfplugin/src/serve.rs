@@ -26,6 +26,8 @@ use crate::tls::{ServerIdentity, TlsError, parse_client_cert, server_config};
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After Shutdown, how long a graceful stop may take before the process stops anyway.
 const SHUTDOWN_BACKSTOP: Duration = Duration::from_millis(500);
+/// How often the plugin checks that Terraform is still its parent.
+const PARENT_POLL: Duration = Duration::from_millis(250);
 
 /// Why the plugin could not serve.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +117,7 @@ pub async fn serve_terraform(provider: impl Provider, env: &LaunchEnv) -> Result
     let shutdown = CancelToken::new();
     ignore_sigint()?;
     on_sigterm(shutdown.clone())?;
+    on_parent_death(shutdown.clone());
     let running = start(
         ProviderService::new(provider),
         tls.as_ref().map(|(_, c)| c.clone()),
@@ -211,6 +214,35 @@ fn on_sigterm(shutdown: CancelToken) -> std::io::Result<()> {
         }
     });
     Ok(())
+}
+
+/// Stops the server when the process that started the plugin (Terraform)
+/// is gone: killed with SIGKILL, or dead of SIGPIPE under `terraform … |
+/// head`, it never calls Shutdown, and the plugin would live on under PID 1
+/// with its socket directory.
+///
+/// The plugin watches for being re-parented rather than asking for
+/// `PR_SET_PDEATHSIG`: that signal fires when the *thread* that forked the
+/// child exits, and Go (Terraform) forks from whichever runtime thread runs
+/// `os/exec`, so it can stop a provider whose Terraform is alive
+/// (golang/go#27505). A changed parent pid means the parent died, whichever
+/// way; checking it is one `getppid` call, from the standard library.
+pub fn on_parent_death(shutdown: CancelToken) {
+    let parent = std::os::unix::process::parent_id();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PARENT_POLL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if std::os::unix::process::parent_id() != parent {
+                tracing::warn!(parent, "Terraform (the parent process) is gone; stopping");
+                shutdown.cancel();
+                return;
+            }
+        }
+    });
 }
 
 /// go-plugin's controller: Shutdown replies, then stops the server.

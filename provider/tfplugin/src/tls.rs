@@ -70,9 +70,8 @@ impl ServerIdentity {
 
 /// Reads the single certificate in `PLUGIN_CLIENT_CERT` (PEM).
 pub fn parse_client_cert(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
-    let mut rd = pem.as_bytes();
-    let mut certs = rustls_pemfile::certs(&mut rd);
-    match certs.next() {
+    use rustls::pki_types::pem::PemObject as _;
+    match CertificateDer::pem_slice_iter(pem.as_bytes()).next() {
         Some(Ok(c)) => Ok(c),
         Some(Err(e)) => Err(TlsError::BadPem(e.to_string())),
         None => Err(TlsError::NoClientCert),

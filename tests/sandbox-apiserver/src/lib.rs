@@ -18,7 +18,6 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod cron;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
@@ -110,6 +109,13 @@ impl Handle {
     /// Disarms all faults.
     pub fn clear_faults(&self) {
         self.state.faults.clear();
+    }
+
+    /// The faults still armed, each with the count it has left (a fault
+    /// armed with a large count is a tripwire: it shows whether anything
+    /// reached the server).
+    pub fn armed_faults(&self) -> Vec<Fault> {
+        self.state.faults.list()
     }
 
     /// The API semantics, for direct inspection in tests.

@@ -277,20 +277,16 @@ fn cronjob(root: &Map<String, Value>, errs: &mut Vec<FieldError>) {
         .get("spec")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    match str_at(spec, "schedule").unwrap_or("") {
-        "" => errs.push(FieldError::required("spec.schedule", "")),
-        sched => {
-            if let Err(e) = crate::cron::parse_standard(sched) {
-                errs.push(FieldError::invalid("spec.schedule", s(sched), e));
+    // One grammar with the provider: beads_contract::cron follows
+    // validateScheduleFormat (robfig/cron ParseStandard, then no TZ on create).
+    let sched = str_at(spec, "schedule").unwrap_or("");
+    for problem in beads_contract::cron::problems(sched) {
+        errs.push(match problem {
+            beads_contract::cron::ScheduleError::Required => {
+                FieldError::required("spec.schedule", "")
             }
-            if sched.contains("TZ") {
-                errs.push(FieldError::invalid(
-                    "spec.schedule",
-                    s(sched),
-                    "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
-                ));
-            }
-        }
+            other => FieldError::invalid("spec.schedule", s(sched), other.to_string()),
+        });
     }
     if let Some(tz) = str_at(spec, "timeZone") {
         let ok = !tz.is_empty() && !tz.contains(' ') && !tz.starts_with('/') && !tz.contains("..");
@@ -754,6 +750,35 @@ mod tests {
                 "spec.jobTemplate.spec.template.spec.restartPolicy"
             ]
         );
+    }
+
+    fn schedule_errors(schedule: &str) -> Vec<String> {
+        let cj = json!({"metadata":{"name":"c"},"spec":{"schedule":schedule,"concurrencyPolicy":"Allow",
+            "jobTemplate":{"spec":{"template":{"spec":{"restartPolicy":"Never",
+            "containers":[{"name":"c","image":"i"}]}}}}}});
+        validate(&CRONJOBS, &cj, None)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn schedules_follow_kube_apiserver() {
+        assert!(schedule_errors("@every 1h").is_empty());
+        assert!(schedule_errors("0 0 * * SUN").is_empty());
+        assert_eq!(
+            schedule_errors("0 0 * * 7"),
+            vec![
+                "spec.schedule: Invalid value: \"0 0 * * 7\": end of range (7) above maximum (6): 7"
+            ]
+        );
+        assert_eq!(
+            schedule_errors("CRON_TZ=UTC 0 0 * * *"),
+            vec![
+                "spec.schedule: Invalid value: \"CRON_TZ=UTC 0 0 * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+            ]
+        );
+        assert_eq!(schedule_errors(""), vec!["spec.schedule: Required value"]);
     }
 
     #[test]

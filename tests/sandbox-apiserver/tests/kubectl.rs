@@ -537,3 +537,136 @@ async fn kyverno_mutation_produces_no_diff() {
     );
     assert!(diff.stdout.is_empty(), "{}", diff.stdout);
 }
+
+/// kubectl's generators send protobuf bodies; every kind the sandbox serves
+/// must come back as kubectl built it.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_each_kind_with_kubectl_generators() {
+    let Some(k) = Kubectl::start(Options::default()).await else {
+        return;
+    };
+    let get = |kind: &'static str, name: &'static str| {
+        let k = &k;
+        async move { k.ok(&["get", kind, name, "-o", "json"]).await.json() }
+    };
+
+    let out = k
+        .ok(&[
+            "create",
+            "configmap",
+            "cfg",
+            "--from-literal=a=1",
+            "--from-literal=b=two words",
+        ])
+        .await;
+    assert_eq!(out.stdout.trim(), "configmap/cfg created");
+    let cm = get("configmap", "cfg").await;
+    assert_eq!(cm["data"], serde_json::json!({"a": "1", "b": "two words"}));
+
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=password=hunter2",
+    ])
+    .await;
+    let secret = get("secret", "s").await;
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+
+    let out = k
+        .ok(&[
+            "create",
+            "cronjob",
+            "nightly",
+            "--image=busybox:1.36",
+            "--schedule=*/5 * * * *",
+            "--",
+            "/bin/sh",
+            "-c",
+            "date",
+        ])
+        .await;
+    assert_eq!(out.stdout.trim(), "cronjob.batch/nightly created");
+    let cj = get("cronjob", "nightly").await;
+    assert_eq!(cj["spec"]["schedule"], "*/5 * * * *");
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "OnFailure");
+    assert_eq!(pod["containers"][0]["name"], "nightly");
+    assert_eq!(pod["containers"][0]["image"], "busybox:1.36");
+    assert_eq!(
+        pod["containers"][0]["command"],
+        serde_json::json!(["/bin/sh", "-c", "date"])
+    );
+    // Defaults are applied to the decoded object as to a JSON one.
+    assert_eq!(cj["spec"]["concurrencyPolicy"], "Allow");
+    assert_eq!(cj["spec"]["suspend"], false);
+    assert_eq!(
+        pod["containers"][0]["terminationMessagePath"],
+        "/dev/termination-log"
+    );
+
+    let out = k
+        .ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--replicas=0",
+            "--port=8080",
+        ])
+        .await;
+    assert_eq!(out.stdout.trim(), "deployment.apps/web created");
+    let dep = get("deployment", "web").await;
+    // A pointer set to 0 survives decoding (the default would be 1).
+    assert_eq!(dep["spec"]["replicas"], 0);
+    assert_eq!(
+        dep["spec"]["selector"]["matchLabels"],
+        serde_json::json!({"app": "web"})
+    );
+    assert_eq!(
+        dep["spec"]["template"]["metadata"]["labels"],
+        serde_json::json!({"app": "web"})
+    );
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "nginx:1.27");
+    assert_eq!(c["ports"][0]["containerPort"], 8080);
+    assert_eq!(c["ports"][0]["protocol"], "TCP");
+    assert_eq!(dep["spec"]["strategy"]["type"], "RollingUpdate");
+
+    let listed = k.ok(&["get", "cronjobs,deployments", "-o", "name"]).await;
+    assert_eq!(
+        listed.stdout,
+        "cronjob.batch/nightly\ndeployment.apps/web\n"
+    );
+
+    // Validation runs on decoded bodies: kube-apiserver's schedule grammar.
+    let bad = k
+        .run(&[
+            "create",
+            "cronjob",
+            "sunday",
+            "--image=busybox:1.36",
+            "--schedule=0 0 * * 7",
+        ])
+        .await;
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr.contains(
+            "error: failed to create cronjob: CronJob.batch \"sunday\" is invalid: spec.schedule: Invalid value: \"0 0 * * 7\": end of range (7) above maximum (6): 7"
+        ),
+        "{}",
+        bad.stderr
+    );
+    let every = k
+        .ok(&[
+            "create",
+            "cronjob",
+            "hourly",
+            "--image=busybox:1.36",
+            "--schedule=@every 1h",
+        ])
+        .await;
+    assert_eq!(every.stdout.trim(), "cronjob.batch/hourly created");
+}

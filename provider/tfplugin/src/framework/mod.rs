@@ -15,14 +15,14 @@
 //! * apply dispatches to create / update / delete and checks the result;
 //! * StopProvider cancels work in flight.
 
-mod cancel;
 mod model;
 pub mod plan;
 pub mod server;
 
 use std::sync::Arc;
 
-pub use cancel::CancelToken;
+/// Shared cancellation flag (StopProvider, shutdown); clones observe the same state.
+pub type CancelToken = tokio_util::sync::CancellationToken;
 pub use model::{Field, Model, ModelError, Obj, ObjBuilder};
 pub use plan::PlanContext;
 pub use server::ProviderService;

@@ -1,0 +1,188 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
+//! The provider block as Terraform hands it over: values not known until
+//! apply never send the provider to another cluster, and connection
+//! failures say where the provider tried to go and why.
+
+use beads_e2e::cluster::Cluster;
+use beads_e2e::terraform::{self, Workspace};
+use beads_sandbox_apiserver::Fault;
+
+const RESOURCE: &str = r#"
+resource "beads_autodispatch" "this" {
+  namespace     = "beads-server"
+  image         = "ghcr.io/example/beads-runner"
+  image_tag     = "0.1.0"
+  beadboard_url = "http://beadboard.beads-server.svc.cluster.local"
+  dolt {
+    host     = "dolt.beads-server.svc.cluster.local"
+    database = "code"
+  }
+}
+"#;
+
+/// `config_path` known at plan time.
+fn known(kubeconfig: &str) -> String {
+    format!(
+        "{}{RESOURCE}",
+        terraform::header(&format!("  config_path = \"{kubeconfig}\""))
+    )
+}
+
+/// `config_path` from a `terraform_data` that is applied in the same run,
+/// so it is unknown while planning.
+fn unknown(kubeconfig: &str) -> String {
+    format!(
+        "{}\nresource \"terraform_data\" \"kubeconfig\" {{\n  input = \"{kubeconfig}\"\n}}\n{RESOURCE}",
+        terraform::header("  config_path = terraform_data.kubeconfig.output")
+    )
+}
+
+/// Terraform's output with its line wrapping undone.
+fn flat(out: &std::process::Output) -> String {
+    terraform::text(out)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A fault on every request that never runs out: while it is armed with
+/// its full count, nothing has reached the server.
+const TRIPWIRE: u32 = 1_000_000;
+
+fn arm_tripwire(cluster: &Cluster) {
+    let f: Fault = serde_json::from_value(serde_json::json!({
+        "status": 500, "times": TRIPWIRE, "message": "the wrong cluster was contacted",
+    }))
+    .unwrap();
+    cluster.sandbox.as_ref().unwrap().inject_fault(f);
+}
+
+fn untouched(cluster: &Cluster) -> bool {
+    cluster
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .armed_faults()
+        .iter()
+        .any(|f| f.times == TRIPWIRE)
+}
+
+async fn clusters() -> (Cluster, Cluster) {
+    let a = Cluster::sandbox().await.unwrap();
+    a.create_namespace("beads-server").unwrap();
+    let b = Cluster::sandbox().await.unwrap();
+    b.create_namespace("beads-server").unwrap();
+    arm_tripwire(&b);
+    (a, b)
+}
+
+fn workspace(fallback: &Cluster) -> Workspace {
+    let tf = terraform::binaries().remove(0);
+    let mut ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
+    ws.env(
+        "KUBE_CONFIG_PATH",
+        &fallback.kubeconfig.display().to_string(),
+    );
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_config_path_stops_the_refresh_and_never_reads_another_cluster() {
+    let (a, b) = clusters().await;
+    let ws = workspace(&b);
+    let a_path = a.kubeconfig.display().to_string();
+    ws.write("main.tf", &known(&a_path)).unwrap();
+    ws.apply(&[]).unwrap();
+    assert!(untouched(&b));
+
+    // The kubeconfig path now comes from a resource not yet applied.
+    ws.write("main.tf", &unknown(&a_path)).unwrap();
+    let out = ws.run(&["plan", "-no-color"]).unwrap();
+    let text = flat(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("the provider configuration is not known yet: config_path will be known only after apply"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("beads_autodispatch.this will be created"),
+        "{text}"
+    );
+    assert!(
+        untouched(&b),
+        "the plan reached KUBE_CONFIG_PATH's cluster:\n{text}"
+    );
+
+    // Once the value is known, the plan reads the right cluster: nothing to do.
+    ws.apply(&["-target=terraform_data.kubeconfig"]).unwrap();
+    let (changes, text) = ws.plan(&[]).unwrap();
+    assert!(!changes, "{text}");
+    assert!(untouched(&b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_config_path_still_plans_and_applies_a_new_resource() {
+    let (a, b) = clusters().await;
+    let ws = workspace(&b);
+    ws.write("main.tf", &unknown(&a.kubeconfig.display().to_string()))
+        .unwrap();
+    // Planning a create needs no cluster; the apply configures the provider
+    // again once terraform_data is applied, with the known path.
+    let (changes, text) = ws.plan(&[]).unwrap();
+    assert!(
+        changes && text.contains("beads_autodispatch.this will be created"),
+        "{text}"
+    );
+    ws.apply(&[]).unwrap();
+    assert!(
+        a.get_json("beads-server", "configmap", "beads-metadata")
+            .unwrap()
+            .is_some()
+    );
+    assert!(untouched(&b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_failures_name_the_server_and_the_kubeconfig() {
+    let (a, b) = clusters().await;
+    let ws = workspace(&b);
+
+    // A server that is down: the message names its address and the cause.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let down = dir.path().join("down.kubeconfig");
+    beads_sandbox_apiserver::kubeconfig::write(&down, &format!("http://127.0.0.1:{port}")).unwrap();
+    ws.write("main.tf", &known(&down.display().to_string()))
+        .unwrap();
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
+    let text = flat(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "cannot reach the Kubernetes API server http://127.0.0.1:{port}/"
+        )) && text.contains("Connection refused")
+            && !text.contains("ServiceError"),
+        "{text}"
+    );
+
+    // A context the kubeconfig does not define: name the file and its contexts.
+    let a_path = a.kubeconfig.display().to_string();
+    let header = terraform::header(&format!(
+        "  config_path    = \"{a_path}\"\n  config_context = \"nope\""
+    ));
+    ws.write("main.tf", &format!("{header}{RESOURCE}")).unwrap();
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
+    let text = flat(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "config_context \"nope\" is not a context in the kubeconfig {a_path}; its contexts are: sandbox"
+        )),
+        "{text}"
+    );
+    assert!(untouched(&b));
+}
