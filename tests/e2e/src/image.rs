@@ -125,9 +125,15 @@ pub fn manifest(layout: &Path) -> anyhow::Result<(Value, Value)> {
     let entries = index["manifests"]
         .as_array()
         .context("index.json has no manifests")?;
-    ensure!(entries.len() == 1, "index.json lists {} manifests", entries.len());
+    ensure!(
+        entries.len() == 1,
+        "index.json lists {} manifests",
+        entries.len()
+    );
     let entry = entries[0].clone();
-    let digest = entry["digest"].as_str().context("manifest without digest")?;
+    let digest = entry["digest"]
+        .as_str()
+        .context("manifest without digest")?;
     let manifest = serde_json::from_slice(&blob(layout, digest)?)?;
     Ok((entry, manifest))
 }

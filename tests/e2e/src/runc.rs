@@ -63,7 +63,10 @@ impl Runtime {
             volumes.push((mount.path.clone(), host));
         }
         let spec = runtime_spec(pod, container, &self.image_config, &self.rootfs, &volumes)?;
-        std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec)?)?;
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&spec)?,
+        )?;
 
         let id = format!("beads-e2e-{}-{n}", std::process::id());
         let out = Command::new("runc")
@@ -130,7 +133,9 @@ pub fn runtime_spec(
         .map(|c| format!("CAP_{c}"))
         .collect();
     if !drop.contains(&"ALL") {
-        bail!("the container keeps the runtime's default capabilities; only `drop: [ALL]` is modelled here");
+        bail!(
+            "the container keeps the runtime's default capabilities; only `drop: [ALL]` is modelled here"
+        );
     }
 
     let mut env: Vec<String> = container

@@ -152,12 +152,18 @@ resource "beads_autodispatch" "this" {{
         );
         let container = local_pod::resolve(pod, &config_maps, &secrets).unwrap();
         // What the runtime is told, from the rendered securityContext.
-        let spec = runc::runtime_spec(pod, &container, &image_config, runtime.rootfs(), &[])
-            .unwrap();
+        let spec =
+            runc::runtime_spec(pod, &container, &image_config, runtime.rootfs(), &[]).unwrap();
         assert_eq!(spec["root"]["readonly"], true, "{job}");
         assert_eq!(spec["process"]["user"]["uid"], 65532, "{job}");
         assert_eq!(spec["process"]["noNewPrivileges"], true, "{job}");
-        for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+        for set in [
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ] {
             assert_eq!(spec["process"]["capabilities"][set], json!([]), "{job}");
         }
         let inside = runtime.run(pod, &container).unwrap();
@@ -193,7 +199,10 @@ resource "beads_autodispatch" "this" {{
             .all(|e| e.actor == "beads-dispatcher")
     );
     // And outside, the same binary did the same, row for row.
-    assert_eq!(outside_board.dispatched_ids(), inside_board.dispatched_ids());
+    assert_eq!(
+        outside_board.dispatched_ids(),
+        inside_board.dispatched_ids()
+    );
     assert_eq!(outcome(&outside_db).await, outcome(&inside_db).await);
 
     // `beads-runner check` inside the image: the dispatcher's pod with its
@@ -203,8 +212,7 @@ resource "beads_autodispatch" "this" {{
         .unwrap()
         .unwrap();
     let mut pod = local_pod::cron_job_pod(&cj).clone();
-    pod["containers"][0]["args"] =
-        json!([beads_contract::defaults::subcommand::CHECK]);
+    pod["containers"][0]["args"] = json!([beads_contract::defaults::subcommand::CHECK]);
     let container = local_pod::resolve(&pod, &config_maps, &secrets).unwrap();
     let check = runtime.run(&pod, &container).unwrap();
     assert_eq!(check.code, Some(0), "check: {check:?}");
@@ -239,10 +247,7 @@ fn the_image_is_reproducible_and_holds_only_the_runner() {
 
     let config = image::config(&first.layout).unwrap();
     assert_eq!(config["config"]["User"], "65532:65532");
-    assert_eq!(
-        config["config"]["Entrypoint"],
-        json!([RUNNER_IMAGE_PATH])
-    );
+    assert_eq!(config["config"]["Entrypoint"], json!([RUNNER_IMAGE_PATH]));
     assert_eq!(config["created"], config["history"][0]["created"]);
 
     // Exactly these files: the runner, CA certificates, passwd and group.
@@ -293,7 +298,8 @@ fn the_image_is_reproducible_and_holds_only_the_runner() {
     assert!(unpacked < MAX_UNPACKED, "{unpacked} bytes unpacked");
 
     // The docker archive: `docker load` reads manifest.json's RepoTags,
-    // Config and Layers; the config is the OCI image's.
+    // Config and Layers; the config is the OCI image's. (skopeo writes the
+    // name fully qualified; Docker shows it as beads-runner:TAG.)
     let out = std::process::Command::new("tar")
         .arg("-xOf")
         .arg(&first.archive)
@@ -305,7 +311,7 @@ fn the_image_is_reproducible_and_holds_only_the_runner() {
     let tag = image::tag(&first.layout).unwrap();
     assert_eq!(
         docker[0]["RepoTags"],
-        json!([format!("beads-runner:{tag}")])
+        json!([format!("docker.io/library/beads-runner:{tag}")])
     );
     let config_digest = manifest["config"]["digest"].as_str().unwrap();
     let docker_config = docker[0]["Config"].as_str().unwrap();
@@ -337,7 +343,10 @@ fn the_dockerfile_lays_out_what_scripts_image_does() {
     let last = *stages.last().unwrap();
     let (build, image) = instructions.split_at(last);
     // The build stage lays the files out with the script this test built with.
-    assert!(build.contains(&"RUN scripts/image --rootfs /out"), "{dockerfile}");
+    assert!(
+        build.contains(&"RUN scripts/image --rootfs /out"),
+        "{dockerfile}"
+    );
     // The image: those files on nothing, with scripts/image's config.
     let json = |v: &Value| serde_json::to_string(v).unwrap();
     assert_eq!(
