@@ -204,7 +204,6 @@ pub fn runtime_spec(
                 "inheritable": [], "ambient": [],
             },
             "noNewPrivileges": sc["allowPrivilegeEscalation"].as_bool() == Some(false),
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1_048_576, "soft": 1_048_576}],
         },
         "root": {
             "path": rootfs,
