@@ -341,6 +341,8 @@ fn the_image_is_reproducible_and_holds_only_the_runner() {
     assert!(out.status.success(), "{out:?}");
     let docker: Value = serde_json::from_slice(&out.stdout).unwrap();
     let tag = image::tag(&first.layout).unwrap();
+    // Tagged with the runner's version (the workspace's, as this crate's).
+    assert_eq!(tag, env!("CARGO_PKG_VERSION"));
     assert_eq!(
         docker[0]["RepoTags"],
         json!([format!("docker.io/library/beads-runner:{tag}")])
