@@ -78,6 +78,16 @@ impl Runtime {
             .arg(&id)
             .output()
             .context("running runc")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // runc's own failures (not the runner's) mean this machine cannot
+        // run containers: say so rather than report a failed tick.
+        if stderr.contains("runc run failed") {
+            bail!(
+                "runc could not start the container: {stderr}\nThe image tests need a working \
+                 container runtime: root, cgroups and runc (apt-get install runc; scripts/setup \
+                 installs it)."
+            );
+        }
         Ok(Exit {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
