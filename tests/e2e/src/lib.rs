@@ -1,9 +1,12 @@
 //! End-to-end drivers: the real Terraform CLIs, a cluster (the stand-in API
 //! server in-process, or a real one from `BEADS_E2E_KUBECONFIG`), the real
-//! `kubectl`, and a way to run a rendered pod spec as a local process.
+//! `kubectl`, and ways to run a rendered pod spec: as a local process, or
+//! inside the runner image with `runc`.
 
 pub mod cluster;
+pub mod image;
 pub mod local_pod;
+pub mod runc;
 pub mod terraform;
 
 /// The repository root.

@@ -45,16 +45,51 @@ pub struct Local<'a> {
     pub extra_env: &'a [(&'a str, String)],
 }
 
-/// Runs the first container of `pod` locally.
-pub fn run(pod: &Value, local: &Local<'_>) -> anyhow::Result<Exit> {
-    let Local {
-        binary,
-        config_maps,
-        secrets,
-        scratch,
-        extra_args,
-        extra_env,
-    } = *local;
+/// A rendered pod's first container with its references resolved: what any
+/// runtime (a local process here, `runc` in [`crate::runc`]) needs to run it.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// The container's `command` (the image's entrypoint is never used: the
+    /// provider always sets one).
+    pub command: Vec<String>,
+    /// The container's `args`.
+    pub args: Vec<String>,
+    /// `env`, with `secretKeyRef`s resolved, in the pod spec's order.
+    pub env: Vec<(String, String)>,
+    /// ConfigMap volumes, each with its files.
+    pub mounts: Vec<ConfigMapMount>,
+}
+
+/// A ConfigMap volume mounted into the container.
+#[derive(Debug, Clone)]
+pub struct ConfigMapMount {
+    /// `mountPath` in the container.
+    pub path: String,
+    /// The mount's `readOnly`.
+    pub read_only: bool,
+    /// File name (the ConfigMap key) → contents.
+    pub files: BTreeMap<String, String>,
+}
+
+impl ConfigMapMount {
+    /// Writes the files into `dir` (created), as the kubelet projects them.
+    pub fn write_to(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (key, value) in &self.files {
+            std::fs::write(dir.join(key), value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves the first container of `pod`: its command (which must be the
+/// image's runner), args, env (Secret references from `secrets`) and
+/// ConfigMap volumes (from `config_maps`).
+pub fn resolve(
+    pod: &Value,
+    config_maps: &BTreeMap<String, Value>,
+    secrets: &BTreeMap<String, String>,
+) -> anyhow::Result<Container> {
     let image_binary_path = beads_contract::defaults::RUNNER_IMAGE_PATH;
     let container = &pod["containers"][0];
     let command: Vec<String> = strings(&container["command"]);
@@ -65,16 +100,12 @@ pub fn run(pod: &Value, local: &Local<'_>) -> anyhow::Result<Exit> {
     if program != image_binary_path {
         bail!("the container runs {program}, not the image's runner at {image_binary_path}");
     }
-    let mut cmd = std::process::Command::new(binary);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args(&command[1..])
-        .args(&args);
 
+    let mut env = Vec::new();
     for var in container["env"].as_array().into_iter().flatten() {
         let name = var["name"].as_str().context("env var without a name")?;
         if let Some(value) = var["value"].as_str() {
-            cmd.env(name, value);
+            env.push((name.to_string(), value.to_string()));
         } else if let Some(r) = var["valueFrom"]["secretKeyRef"].as_object() {
             let key = format!(
                 "{}/{}",
@@ -84,17 +115,17 @@ pub fn run(pod: &Value, local: &Local<'_>) -> anyhow::Result<Exit> {
             let value = secrets
                 .get(&key)
                 .with_context(|| format!("no secret {key} for env {name}"))?;
-            cmd.env(name, value);
+            env.push((name.to_string(), value.clone()));
         }
     }
 
-    // Volumes: ConfigMaps written as files under scratch/<mountPath>.
     let volumes: BTreeMap<&str, &Value> = pod["volumes"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|v| Some((v["name"].as_str()?, v)))
         .collect();
+    let mut mounts = Vec::new();
     for mount in container["volumeMounts"].as_array().into_iter().flatten() {
         let mount_path = mount["mountPath"]
             .as_str()
@@ -108,14 +139,51 @@ pub fn run(pod: &Value, local: &Local<'_>) -> anyhow::Result<Exit> {
         let cm = config_maps
             .get(cm_name)
             .with_context(|| format!("ConfigMap {cm_name} not found"))?;
-        let dir = scratch.join(mount_path.trim_start_matches('/'));
-        std::fs::create_dir_all(&dir)?;
-        for (key, value) in cm["data"].as_object().into_iter().flatten() {
-            std::fs::write(dir.join(key), value.as_str().unwrap_or_default())?;
-        }
+        let files = cm["data"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        mounts.push(ConfigMapMount {
+            path: mount_path.to_string(),
+            read_only: mount["readOnly"].as_bool().unwrap_or(false),
+            files,
+        });
+    }
+    Ok(Container {
+        command,
+        args,
+        env,
+        mounts,
+    })
+}
+
+/// Runs the first container of `pod` locally.
+pub fn run(pod: &Value, local: &Local<'_>) -> anyhow::Result<Exit> {
+    let Local {
+        binary,
+        config_maps,
+        secrets,
+        scratch,
+        extra_args,
+        extra_env,
+    } = *local;
+    let container = resolve(pod, config_maps, secrets)?;
+    let mut cmd = std::process::Command::new(binary);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(&container.command[1..])
+        .args(&container.args)
+        .envs(container.env.iter().map(|(k, v)| (k, v)));
+
+    // Volumes: ConfigMaps written as files under scratch/<mountPath>.
+    for mount in &container.mounts {
+        let dir = scratch.join(mount.path.trim_start_matches('/'));
+        mount.write_to(&dir)?;
         // The runner reads metadata.json from its default path inside the
         // mount; a local process reaches the same file through BEADS_METADATA.
-        if beads_contract::defaults::METADATA_DIR == mount_path {
+        if beads_contract::defaults::METADATA_DIR == mount.path {
             cmd.env(
                 beads_contract::env::METADATA,
                 dir.join(beads_contract::defaults::METADATA_FILE),
