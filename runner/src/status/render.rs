@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
-use super::classify::{BlockedBy, Group, Phase, Placed, Stage, Step, What};
+use super::classify::{BlockedBy, Group, Pause, Phase, Placed, Queue, Stage, Step, What};
 
 /// Longest title the queue table prints, in terminal columns; the rest is cut with `…`.
 pub const TITLE_WIDTH: usize = 40;
@@ -43,7 +43,6 @@ fn span(secs: u64) -> String {
 fn stage_style(group: Group) -> Style {
     let color = match group {
         Group::Waiting => AnsiColor::Green,
-        Group::BackingOff => AnsiColor::Yellow,
         Group::InFlight => AnsiColor::Cyan,
         Group::Blocked => AnsiColor::Red,
         Group::Skipped => return Style::new().dimmed(),
@@ -126,22 +125,6 @@ pub fn truncate(text: &str, max: usize) -> String {
 pub fn detail(stage: &Stage, status: &str, now: DateTime<Utc>) -> String {
     match stage {
         Stage::Waiting { position } => format!("#{position} in dispatch order"),
-        Stage::BackingOff {
-            until,
-            failures,
-            last_reason,
-        } => {
-            let plural = if *failures == 1 { "" } else { "s" };
-            let mut text = format!(
-                "retry {} after {failures} failure{plural}",
-                relative(*until, now)
-            );
-            if let Some(reason) = last_reason {
-                text.push_str(": ");
-                text.push_str(reason);
-            }
-            text
-        }
         Stage::InFlight {
             since,
             job_id,
@@ -173,10 +156,35 @@ pub fn detail(stage: &Stage, status: &str, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The queue as a table; a sentence when it is empty.
-pub fn queue_table(placed: &[Placed], assignee: &str, now: DateTime<Utc>, color: bool) -> String {
+/// The runner-wide pause as one line: until when, after how many failures
+/// on which bead, and the last failure note.
+pub fn pause_line(pause: &Pause, now: DateTime<Utc>) -> String {
+    let plural = if pause.failures == 1 { "" } else { "s" };
+    let mut text = format!(
+        "dispatching paused until {} ({}) after {} transient failure{plural} on {}",
+        beads_contract::notes::timestamp(pause.until),
+        relative(pause.until, now),
+        pause.failures,
+        pause.bead_id,
+    );
+    if let Some(reason) = &pause.last_reason {
+        text.push_str(": ");
+        text.push_str(reason);
+    }
+    text
+}
+
+/// The queue as a table, after the pause line when the runner is pausing; a
+/// sentence when the queue is empty.
+pub fn queue_table(queue: &Queue, assignee: &str, now: DateTime<Utc>, color: bool) -> String {
+    let placed = &queue.placed;
     if placed.is_empty() {
         return format!("No beads assigned to {assignee}.\n");
+    }
+    let mut out = String::new();
+    if let Some(pause) = &queue.paused {
+        out.push_str(&pause_line(pause, now));
+        out.push_str("\n\n");
     }
     let rows = placed
         .iter()
@@ -199,11 +207,12 @@ pub fn queue_table(placed: &[Placed], assignee: &str, now: DateTime<Utc>, color:
             ]
         })
         .collect();
-    table(
+    out.push_str(&table(
         &["STAGE", "ID", "PRI", "TITLE", "UPDATED", "DETAIL"],
         rows,
         color,
-    )
+    ));
+    out
 }
 
 /// One bead in the JSON output: its row and its stage's fields.
@@ -232,16 +241,22 @@ impl<'a> BeadJson<'a> {
     }
 }
 
-/// The queue as JSON: every group always present, each a list in print order.
-pub fn queue_json(placed: &[Placed], assignee: &str, now: DateTime<Utc>) -> serde_json::Value {
+/// The queue as JSON: `paused` (an object or `null`), then every group
+/// always present, each a list in print order.
+pub fn queue_json(queue: &Queue, assignee: &str, now: DateTime<Utc>) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     out.insert("assignee".into(), assignee.into());
     out.insert(
         "generated_at".into(),
         beads_contract::notes::timestamp(now).into(),
     );
+    out.insert(
+        "paused".into(),
+        serde_json::to_value(&queue.paused).unwrap_or_default(),
+    );
     for group in Group::ALL {
-        let beads: Vec<serde_json::Value> = placed
+        let beads: Vec<serde_json::Value> = queue
+            .placed
             .iter()
             .filter(|p| p.stage.group() == group)
             .map(|p| serde_json::to_value(BeadJson::new(p)).unwrap_or_default())
@@ -255,15 +270,30 @@ pub fn queue_json(placed: &[Placed], assignee: &str, now: DateTime<Utc>) -> serd
     out.into()
 }
 
-/// One bead's history as text: a heading, where it stands, then the timeline.
+/// One bead's history and where it stands.
+pub struct History<'a> {
+    pub placed: &'a Placed,
+    /// Whether the bead is in the sentinel's queue (else it has no stage).
+    pub in_queue: bool,
+    /// The runner-wide pause, when it holds this bead back.
+    pub paused: Option<&'a Pause>,
+    pub steps: &'a [Step],
+}
+
+/// One bead's history as text: a heading, where it stands (and the pause
+/// holding it back), then the timeline.
 pub fn history_table(
-    placed: &Placed,
+    history: &History<'_>,
     assignee: &str,
-    in_queue: bool,
-    steps: &[Step],
     now: DateTime<Utc>,
     color: bool,
 ) -> String {
+    let History {
+        placed,
+        in_queue,
+        paused,
+        steps,
+    } = *history;
     let bead = &placed.bead;
     let mut out = format!("{}   {}\n", bead.id, bead.title);
     let owner = bead.assignee.as_deref().filter(|a| !a.is_empty());
@@ -294,6 +324,10 @@ pub fn history_table(
             "status {}, {whose}: not in {assignee}'s queue\n",
             bead.status
         ));
+    }
+    if let Some(pause) = paused {
+        out.push_str(&pause_line(pause, now));
+        out.push('\n');
     }
     out.push('\n');
     if steps.is_empty() {
@@ -329,12 +363,13 @@ pub fn history_table(
 }
 
 /// One bead's history as JSON.
-pub fn history_json(
-    placed: &Placed,
-    in_queue: bool,
-    steps: &[Step],
-    now: DateTime<Utc>,
-) -> serde_json::Value {
+pub fn history_json(history: &History<'_>, now: DateTime<Utc>) -> serde_json::Value {
+    let History {
+        placed,
+        in_queue,
+        paused,
+        steps,
+    } = *history;
     let bead = &placed.bead;
     serde_json::json!({
         "id": bead.id,
@@ -345,6 +380,7 @@ pub fn history_json(
         "updated_at": bead.updated_at.map(|t| beads_contract::notes::timestamp(t.and_utc())),
         "generated_at": beads_contract::notes::timestamp(now),
         "stage": if in_queue { serde_json::to_value(&placed.stage).unwrap_or_default() } else { serde_json::Value::Null },
+        "paused": serde_json::to_value(paused).unwrap_or_default(),
         "timeline": steps,
     })
 }
