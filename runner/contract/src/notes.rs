@@ -419,10 +419,15 @@ mod tests {
             at,
             std::time::Duration::from_secs(300)
         )));
-        assert!(is_block(&refused_blocked("HTTP 400: missing acceptance criteria")));
+        assert!(is_block(&refused_blocked(
+            "HTTP 400: missing acceptance criteria"
+        )));
         assert!(is_block(&outcome_unknown("timed out after sending")));
         assert_eq!(writer(&outcome_unknown("x")), Some(Writer::Dispatcher));
-        assert_eq!(writer(&dispatch_refused(400, "x")), Some(Writer::Dispatcher));
+        assert_eq!(
+            writer(&dispatch_refused(400, "x")),
+            Some(Writer::Dispatcher)
+        );
         // Reopened, not blocked, even when BeadBoard's body says "blocking".
         assert!(!is_block(&dispatch_refused(400, "blocking")));
         assert!(!is_block(&dispatch_failed_http(502, "blocking")));

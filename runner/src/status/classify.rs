@@ -215,9 +215,9 @@ pub fn place_all(beads: Vec<BeadRow>, now: DateTime<Utc>, first_delay: Duration)
 /// whose history sets the end.
 pub fn pause(eligible: &[Candidate], now: DateTime<Utc>, first_delay: Duration) -> Option<Pause> {
     let until = decide::paused_until(eligible, first_delay).filter(|until| now < *until)?;
-    let setter = eligible.iter().find(|c| {
-        decide::paused_until(std::slice::from_ref(*c), first_delay) == Some(until)
-    })?;
+    let setter = eligible
+        .iter()
+        .find(|c| decide::paused_until(std::slice::from_ref(*c), first_delay) == Some(until))?;
     Some(Pause {
         until,
         failures: decide::failure_history(&setter.notes).consecutive_failures,
@@ -618,6 +618,8 @@ mod tests {
         }
     }
 
+    const DELAY: Duration = Duration::from_secs(120);
+
     fn stages(placed: &[Placed]) -> Vec<(&str, &Stage)> {
         placed
             .iter()
@@ -647,8 +649,24 @@ mod tests {
         blank.acceptance_criteria = " \n ".into();
         let mut newer = row("w-newer", "open", 1, "");
         newer.updated_at = Some(t(10, 0, 0).naive_utc());
+        let full = "x".repeat(decide::NOTES_LIMIT - 100);
+        let refused = notes::refused_blocked("HTTP 400: Bead is missing acceptance criteria.");
+        let unknown = notes::outcome_unknown("timed out after sending");
         let beads = vec![
             row("s-deferred", "deferred", 2, ""),
+            row("s-full", "open", 2, &full),
+            row(
+                "b-refused",
+                "blocked",
+                2,
+                &format!("{}\n{refused}", notes::claimed_by(t(11, 0, 0), "r#1")),
+            ),
+            row(
+                "b-unknown",
+                "blocked",
+                2,
+                &format!("{}\n{unknown}", notes::dispatching(t(11, 0, 1))),
+            ),
             blank,
             labelled,
             template,
@@ -673,22 +691,25 @@ mod tests {
             row("w-low", "open", 3, ""),
             row("w-old", "open", 1, ""),
         ];
-        let placed = place_all(beads, now);
-        let backoff_reason = Some(notes::dispatch_failed_http(502, "Queue full"));
+        let queue = place_all(beads, now, DELAY);
+        // The failure pauses the whole runner (2m after the attempt); the
+        // failed bead keeps its place, first, as the tick orders it.
         assert_eq!(
-            stages(&placed),
+            queue.paused,
+            Some(Pause {
+                until: t(12, 1, 0),
+                failures: 1,
+                last_reason: Some(notes::dispatch_failed_http(502, "Queue full")),
+                bead_id: "r-failed".into(),
+            })
+        );
+        assert_eq!(
+            stages(&queue.placed),
             [
-                ("w-old", &Stage::Waiting { position: 1 }),
-                ("w-newer", &Stage::Waiting { position: 2 }),
-                ("w-low", &Stage::Waiting { position: 3 }),
-                (
-                    "r-failed",
-                    &Stage::BackingOff {
-                        until: t(12, 1, 0),
-                        failures: 1,
-                        last_reason: backoff_reason
-                    }
-                ),
+                ("r-failed", &Stage::Waiting { position: 1 }),
+                ("w-old", &Stage::Waiting { position: 2 }),
+                ("w-newer", &Stage::Waiting { position: 3 }),
+                ("w-low", &Stage::Waiting { position: 4 }),
                 (
                     "f-manual",
                     &Stage::InFlight {
@@ -735,6 +756,20 @@ mod tests {
                     }
                 ),
                 (
+                    "b-refused",
+                    &Stage::Blocked {
+                        by: BlockedBy::Dispatcher,
+                        reason: Some(refused.clone())
+                    }
+                ),
+                (
+                    "b-unknown",
+                    &Stage::Blocked {
+                        by: BlockedBy::Dispatcher,
+                        reason: Some(unknown.clone())
+                    }
+                ),
+                (
                     "s-blank",
                     &Stage::Skipped {
                         reason: SkipReason::NoAcceptanceCriteria
@@ -758,19 +793,85 @@ mod tests {
                         reason: SkipReason::Status
                     }
                 ),
+                (
+                    "s-full",
+                    &Stage::Skipped {
+                        reason: SkipReason::NotesFull
+                    }
+                ),
             ]
         );
     }
 
     #[test]
-    fn a_backoff_that_has_passed_is_waiting_again() {
+    fn the_pause_is_the_ticks_and_names_the_bead_that_sets_it() {
+        let now = t(12, 0, 0);
+        let attempt = |at, failure: String| format!("{}\n{failure}", notes::claimed(at));
+        // Two failures in a row on one bead (4m after 11:58 = 12:02), one
+        // refusal on another (2m after 11:59 = 12:01): the later end wins.
+        let twice = [
+            attempt(
+                t(11, 50, 0),
+                notes::dispatch_failed_transport("connection refused"),
+            ),
+            attempt(t(11, 58, 0), notes::dispatch_failed_http(503, "down")),
+        ]
+        .join("\n");
+        let refused = attempt(
+            t(11, 59, 0),
+            notes::dispatch_refused(400, "Bead a not found."),
+        );
+        let beads = vec![
+            row("a", "open", 1, &refused),
+            row("b", "open", 2, &twice),
+            row("c", "open", 0, ""),
+        ];
+        let candidates: Vec<Candidate> = beads.iter().map(candidate).collect();
+        let queue = place_all(beads, now, DELAY);
+        let until = decide::paused_until(&candidates, DELAY);
+        assert_eq!(until, Some(t(12, 2, 0)));
+        assert_eq!(
+            queue.paused,
+            Some(Pause {
+                until: t(12, 2, 0),
+                failures: 2,
+                last_reason: Some(notes::dispatch_failed_http(503, "down")),
+                bead_id: "b".into(),
+            })
+        );
+        // Positions are the tick's order; the pause changes none of them.
+        assert_eq!(
+            stages(&queue.placed),
+            [
+                ("c", &Stage::Waiting { position: 1 }),
+                ("a", &Stage::Waiting { position: 2 }),
+                ("b", &Stage::Waiting { position: 3 }),
+            ]
+        );
+        // A failure on a bead no longer eligible (blocked since) pauses nothing,
+        // as the tick reads only the eligible beads' notes.
+        let queue = place_all(vec![row("b", "blocked", 2, &twice)], now, DELAY);
+        assert_eq!(queue.paused, None);
+        // A success after the failures ends the pause.
+        let done = format!("{twice}\n{}", notes::dispatched("j"));
+        assert_eq!(
+            place_all(vec![row("b", "open", 2, &done)], now, DELAY).paused,
+            None
+        );
+    }
+
+    #[test]
+    fn a_pause_that_has_passed_is_no_pause() {
         let failed = [
             notes::claimed(t(11, 0, 0)),
             notes::dispatch_failed_transport("connection refused"),
         ]
         .join("\n");
-        let placed = place_all(vec![row("a", "open", 2, &failed)], t(11, 2, 0));
-        assert_eq!(placed[0].stage, Stage::Waiting { position: 1 });
+        let at_end = place_all(vec![row("a", "open", 2, &failed)], t(11, 2, 0), DELAY);
+        assert_eq!(at_end.paused, None);
+        assert_eq!(at_end.placed[0].stage, Stage::Waiting { position: 1 });
+        let before = place_all(vec![row("a", "open", 2, &failed)], t(11, 1, 59), DELAY);
+        assert_eq!(before.paused.map(|p| p.until), Some(t(11, 2, 0)));
     }
 
     #[test]
@@ -781,7 +882,7 @@ mod tests {
         ]
         .join("\n");
         assert_eq!(
-            stage(&row("a", "in_progress", 2, &n), &[], t(11, 1, 0)),
+            stage(&row("a", "in_progress", 2, &n), &[]),
             Stage::InFlight {
                 since: Some(t(11, 0, 0)),
                 job_id: None,
@@ -793,6 +894,11 @@ mod tests {
             "claimed"
         );
         assert_eq!(note_kind("auto-dispatcher: something new"), "dispatcher");
+        assert_eq!(note_kind(&notes::dispatch_refused(400, "x")), "refused");
+        assert_eq!(note_kind(&notes::refused_blocked("x")), "refused_blocked");
+        assert_eq!(note_kind(&notes::outcome_unknown("x")), "outcome_unknown");
+        assert_eq!(note_kind(&notes::backoff_blocked(5)), "backoff_blocked");
+        assert_eq!(note_kind(&notes::claimed_by(t(11, 0, 0), "r#1")), "claimed");
         assert_eq!(note_kind("the agent: step 2 done"), "other");
     }
 

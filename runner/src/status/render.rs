@@ -435,41 +435,52 @@ mod tests {
     #[test]
     fn the_queue_table_aligns_columns_and_colours_only_when_asked() {
         let now = t(12, 0, 0);
-        let rows = [
-            placed("bd-1", "文字 wide", Stage::Waiting { position: 1 }),
-            placed(
-                "bd-22",
-                "retrying",
-                Stage::BackingOff {
-                    until: t(12, 4, 0),
-                    failures: 2,
-                    last_reason: Some("dispatch failed HTTP 502: Queue full".into()),
-                },
-            ),
-            placed(
-                "bd-3",
-                "no ac",
-                Stage::Skipped {
-                    reason: SkipReason::NoAcceptanceCriteria,
-                },
-            ),
-        ];
+        let mut rows = Queue {
+            placed: vec![
+                placed("bd-1", "文字 wide", Stage::Waiting { position: 1 }),
+                placed("bd-22", "retrying", Stage::Waiting { position: 2 }),
+                placed(
+                    "bd-3",
+                    "no ac",
+                    Stage::Skipped {
+                        reason: SkipReason::NoAcceptanceCriteria,
+                    },
+                ),
+            ],
+            paused: None,
+        };
+        let table = "STAGE     ID      PRI   TITLE       UPDATED   DETAIL\n\
+             waiting   bd-1    P1    文字 wide   1h ago    #1 in dispatch order\n\
+             waiting   bd-22   P1    retrying    1h ago    #2 in dispatch order\n\
+             skipped   bd-3    P1    no ac       1h ago    no acceptance criteria\n";
         let text = queue_table(&rows, "agent", now, false);
-        assert_eq!(
-            text,
-            "STAGE         ID      PRI   TITLE       UPDATED   DETAIL\n\
-             waiting       bd-1    P1    文字 wide   1h ago    #1 in dispatch order\n\
-             backing off   bd-22   P1    retrying    1h ago    retry in 4m after 2 failures: dispatch failed HTTP 502: Queue full\n\
-             skipped       bd-3    P1    no ac       1h ago    no acceptance criteria\n"
-        );
+        assert_eq!(text, table);
         assert!(!text.contains('\u{1b}'));
         let coloured = queue_table(&rows, "agent", now, true);
         assert!(
             coloured.contains("\u{1b}[32mwaiting\u{1b}[0m"),
             "{coloured:?}"
         );
+        // A pause is one line above the table, once, however many beads wait.
+        rows.paused = Some(Pause {
+            until: t(12, 4, 0),
+            failures: 2,
+            last_reason: Some("dispatch failed HTTP 502: Queue full".into()),
+            bead_id: "bd-22".into(),
+        });
         assert_eq!(
-            queue_table(&[], "agent", now, true),
+            queue_table(&rows, "agent", now, false),
+            format!(
+                "dispatching paused until 2026-04-18T12:04:00Z (in 4m) after 2 transient failures \
+                 on bd-22: dispatch failed HTTP 502: Queue full\n\n{table}"
+            )
+        );
+        let empty = Queue {
+            placed: vec![],
+            paused: None,
+        };
+        assert_eq!(
+            queue_table(&empty, "agent", now, true),
             "No beads assigned to agent.\n"
         );
     }
@@ -477,18 +488,35 @@ mod tests {
     #[test]
     fn queue_json_has_every_group_even_when_empty() {
         let now = t(12, 0, 0);
-        let rows = [placed("bd-1", "x", Stage::Waiting { position: 1 })];
-        let v = queue_json(&rows, "agent", now);
+        let mut queue = Queue {
+            placed: vec![placed("bd-1", "x", Stage::Waiting { position: 1 })],
+            paused: None,
+        };
+        let v = queue_json(&queue, "agent", now);
         assert_eq!(
             v,
             serde_json::json!({
                 "assignee": "agent",
                 "generated_at": "2026-04-18T12:00:00Z",
+                "paused": null,
                 "waiting": [{
                     "id": "bd-1", "title": "x", "priority": 1, "status": "open",
                     "updated_at": "2026-04-18T11:00:00Z", "stage": "waiting", "position": 1
                 }],
-                "backing_off": [], "in_flight": [], "blocked": [], "skipped": []
+                "in_flight": [], "blocked": [], "skipped": []
+            })
+        );
+        queue.paused = Some(Pause {
+            until: t(12, 1, 30),
+            failures: 1,
+            last_reason: None,
+            bead_id: "bd-1".into(),
+        });
+        assert_eq!(
+            queue_json(&queue, "agent", now)["paused"],
+            serde_json::json!({
+                "until": "2026-04-18T12:01:30Z", "failures": 1,
+                "last_reason": null, "bead_id": "bd-1"
             })
         );
     }
@@ -519,11 +547,18 @@ mod tests {
         );
         let blocked = Stage::Blocked {
             by: BlockedBy::Dispatcher,
-            reason: Some("auto-dispatcher: 5 consecutive dispatch failures — blocking".into()),
+            reason: Some("dispatch outcome unknown: timed out — blocking".into()),
         };
         assert_eq!(
             detail(&blocked, "blocked", now),
-            "by the dispatcher: auto-dispatcher: 5 consecutive dispatch failures — blocking"
+            "by the dispatcher: dispatch outcome unknown: timed out — blocking"
+        );
+        let full = Stage::Skipped {
+            reason: SkipReason::NotesFull,
+        };
+        assert_eq!(
+            detail(&full, "open", now),
+            "notes full: no room for another attempt's notes"
         );
         let deferred = Stage::Skipped {
             reason: SkipReason::Status,
@@ -537,12 +572,11 @@ mod tests {
     #[test]
     fn long_titles_are_cut_at_forty_columns() {
         let long = "x".repeat(60);
-        let text = queue_table(
-            &[placed("bd-1", &long, Stage::Waiting { position: 1 })],
-            "agent",
-            t(12, 0, 0),
-            false,
-        );
+        let queue = Queue {
+            placed: vec![placed("bd-1", &long, Stage::Waiting { position: 1 })],
+            paused: None,
+        };
+        let text = queue_table(&queue, "agent", t(12, 0, 0), false);
         let cut = format!("{}…", "x".repeat(TITLE_WIDTH - 1));
         assert!(
             text.lines()
@@ -566,19 +600,11 @@ mod tests {
                 "Fix the upload retry",
                 Stage::Waiting { position: 1 },
             ),
+            placed("bd-b2", "Flaky export", Stage::Waiting { position: 2 }),
             placed(
                 "bd-c3",
                 "Settings page speed",
-                Stage::Waiting { position: 2 },
-            ),
-            placed(
-                "bd-b2",
-                "Flaky export",
-                Stage::BackingOff {
-                    until: t(12, 1, 30),
-                    failures: 1,
-                    last_reason: Some("dispatch failed HTTP 502: Queue full".into()),
-                },
+                Stage::Waiting { position: 3 },
             ),
             placed(
                 "bd-d4",
@@ -594,7 +620,17 @@ mod tests {
                 "Search index",
                 Stage::Blocked {
                     by: BlockedBy::Reaper,
-                    reason: Some("reaper: no progress for 31m (threshold 30m) — blocking".into()),
+                    reason: Some(beads_contract::notes::reaper_stale(31, 30)),
+                },
+            ),
+            placed(
+                "bd-e7",
+                "Bulk import",
+                Stage::Blocked {
+                    by: BlockedBy::Dispatcher,
+                    reason: Some(beads_contract::notes::outcome_unknown(
+                        "timed out after sending",
+                    )),
                 },
             ),
             placed(
@@ -605,10 +641,22 @@ mod tests {
                 },
             ),
         ];
-        for (row, p) in rows.iter_mut().zip([0, 2, 1, 2, 2, 2]) {
+        for (row, p) in rows.iter_mut().zip([0, 1, 2, 2, 2, 2, 2]) {
             row.bead.priority = p;
         }
         rows[3].bead.updated_at = Some(t(11, 50, 0).naive_utc());
+        let rows = Queue {
+            placed: rows,
+            paused: Some(Pause {
+                until: t(12, 1, 30),
+                failures: 1,
+                last_reason: Some(beads_contract::notes::dispatch_failed_http(
+                    502,
+                    "Queue full",
+                )),
+                bead_id: "bd-b2".into(),
+            }),
+        };
         assert_eq!(queue_table(&rows, "agent", now, false), example);
     }
 
@@ -650,7 +698,9 @@ mod tests {
             ),
             step(
                 Some(t(11, 50, 0)),
-                note("auto-dispatcher claimed at 2026-04-18T11:50:00Z"),
+                note(
+                    "auto-dispatcher claimed at 2026-04-18T11:50:00Z by beads-dispatcher#3f9c0a1b2d4e",
+                ),
             ),
             step(
                 Some(t(11, 50, 0)),
@@ -658,9 +708,12 @@ mod tests {
             ),
             step(Some(t(11, 50, 1)), note("dispatched: job=job-42")),
         ];
-        assert_eq!(
-            history_table(&bead, "agent", true, &steps, now, false),
-            example
-        );
+        let history = History {
+            placed: &bead,
+            in_queue: true,
+            paused: None,
+            steps: &steps,
+        };
+        assert_eq!(history_table(&history, "agent", now, false), example);
     }
 }
