@@ -118,6 +118,7 @@ async fn run(cli: Cli) -> u8 {
                 &config.assignee,
                 config.db.project_id.as_deref(),
                 &request,
+                config.retry_delay,
                 chrono::Utc::now(),
             )
             .await;

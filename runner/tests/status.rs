@@ -5,55 +5,77 @@ mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use beads_contract::notes;
+use beads_contract::{env, notes};
 use beads_testkit::{BeadsDb, Seed};
 use chrono::{Duration, Utc};
 use common::World;
 use mysql_async::prelude::*;
 
+/// The runner's default first pause after a failure (2m).
+const RETRY_DELAY: Duration = Duration::minutes(2);
+
 /// Beads in every stage, plus beads `status` must leave out. Times are
 /// chosen far from the edges of their relative-time buckets, so the table
 /// text is the same however long the test takes to reach the runner.
-async fn seed_every_state(db: &BeadsDb) {
+/// Returns the end of the runner-wide pause the failed dispatch starts.
+async fn seed_every_state(db: &BeadsDb) -> chrono::DateTime<Utc> {
+    assert_eq!(
+        Duration::from_std(beads_contract::defaults::RETRY_DELAY).unwrap(),
+        RETRY_DELAY
+    );
     let now = Utc::now();
     let ago = |m: i64| now - Duration::minutes(m);
-    let failed = [
-        notes::claimed(now - Duration::seconds(20)),
-        notes::dispatch_failed_http(502, "Queue full"),
-    ]
-    .join("\n");
+    let claim = notes::claimed_by(now - Duration::seconds(20), "beads-dispatcher#0123456789ab");
+    let paused_until = notes::claimed_at(&claim).unwrap() + RETRY_DELAY;
+    let failed = [claim, notes::dispatch_failed_http(502, "Queue full")].join("\n");
     let dispatched = [
         notes::claimed(ago(10)),
         notes::dispatching(ago(10)),
         notes::dispatched("job-42"),
     ]
     .join("\n");
+    let claimed = notes::claimed_by(ago(95), "beads-dispatcher#ba9876543210");
     db.seed(&[
-        Seed::agent("w-first").priority(0).updated_minutes_ago(90),
-        Seed::agent("w-second").priority(2).updated_minutes_ago(90),
+        Seed::agent("w-first").priority(0).updated(ago(90)),
+        Seed::agent("w-second").priority(2).updated(ago(90)),
+        // Failed 20s ago: the whole runner pauses; the bead keeps its place.
         Seed::agent("r-retry")
             .priority(1)
             .notes(&failed)
-            .updated_minutes_ago(90),
+            .updated(ago(90)),
         Seed::agent("f-job")
             .status("in_progress")
             .notes(&dispatched)
-            .updated_minutes_ago(10),
+            .updated(ago(10)),
         Seed::agent("b-stale")
             .status("blocked")
             .notes(&format!("{dispatched}\n{}", notes::reaper_stale(31, 30)))
-            .updated_minutes_ago(90),
+            .updated(ago(90)),
         Seed::agent("b-person")
             .status("blocked")
             .notes("waiting on the design review")
-            .updated_minutes_ago(90),
-        Seed::agent("s-no-ac")
-            .acceptance("  ")
-            .updated_minutes_ago(90),
-        Seed::agent("s-label")
-            .label("gt:agent")
-            .updated_minutes_ago(90),
-        Seed::agent("s-template").updated_minutes_ago(90),
+            .updated(ago(90)),
+        Seed::agent("b-refused")
+            .status("blocked")
+            .notes(&format!(
+                "{claimed}\n{}",
+                notes::refused_blocked("HTTP 400: Bead b-refused is missing acceptance criteria.")
+            ))
+            .updated(ago(90)),
+        Seed::agent("b-unknown")
+            .status("blocked")
+            .notes(&format!(
+                "{claimed}\n{}\n{}",
+                notes::dispatching(ago(95)),
+                notes::outcome_unknown("timed out after sending")
+            ))
+            .updated(ago(90)),
+        Seed::agent("s-no-ac").acceptance("  ").updated(ago(90)),
+        Seed::agent("s-full")
+            .notes(&"x".repeat(beads_runner::decide::NOTES_LIMIT - 100))
+            .updated(ago(90)),
+        Seed::agent("s-label").label("gt:agent").updated(ago(90)),
+        Seed::agent("s-template").updated(ago(90)),
         // Not the sentinel's, or done: never listed.
         Seed::agent("x-closed").status("closed"),
         Seed::agent("x-alice").assignee(Some("alice")),
@@ -63,39 +85,102 @@ async fn seed_every_state(db: &BeadsDb) {
     // `updated_at = updated_at` keeps ON UPDATE CURRENT_TIMESTAMP from bumping it.
     db.exec("UPDATE issues SET is_template = 1, updated_at = updated_at WHERE id = 's-template'")
         .await;
+    paused_until
 }
 
 #[tokio::test]
 async fn the_queue_in_every_state_as_a_table() {
     let w = World::new().await;
-    seed_every_state(&w.db).await;
+    let until = seed_every_state(&w.db).await;
     let before = w.db.beads().await;
     let run = w.run(&["status"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    let blocked_note = notes::reaper_stale(31, 30);
+    let stale = notes::reaper_stale(31, 30);
+    let refused =
+        notes::refused_blocked("HTTP 400: Bead b-refused is missing acceptance criteria.");
+    let unknown = notes::outcome_unknown("timed out after sending");
     let expected = format!(
-        "STAGE         ID           PRI   TITLE             UPDATED   DETAIL\n\
-         waiting       w-first      P0    bead w-first      1h ago    #1 in dispatch order\n\
-         waiting       w-second     P2    bead w-second     1h ago    #2 in dispatch order\n\
-         backing off   r-retry      P1    bead r-retry      1h ago    retry in 1m after 1 failure: dispatch failed HTTP 502: Queue full\n\
-         in flight     f-job        P2    bead f-job        10m ago   since 10m ago, job job-42\n\
-         blocked       b-person     P2    bead b-person     1h ago    not by the runner: waiting on the design review\n\
-         blocked       b-stale      P2    bead b-stale      1h ago    by the reaper: {blocked_note}\n\
-         skipped       s-label      P2    bead s-label      1h ago    labelled gt:agent (hidden from BeadBoard)\n\
-         skipped       s-no-ac      P2    bead s-no-ac      1h ago    no acceptance criteria\n\
-         skipped       s-template   P2    bead s-template   1h ago    a template (bd never changes templates)\n"
+        "dispatching paused until {} (in 1m) after 1 transient failure on r-retry: \
+         dispatch failed HTTP 502: Queue full\n\
+         \n\
+         STAGE       ID           PRI   TITLE             UPDATED   DETAIL\n\
+         waiting     w-first      P0    bead w-first      1h ago    #1 in dispatch order\n\
+         waiting     r-retry      P1    bead r-retry      1h ago    #2 in dispatch order\n\
+         waiting     w-second     P2    bead w-second     1h ago    #3 in dispatch order\n\
+         in flight   f-job        P2    bead f-job        10m ago   since 10m ago, job job-42\n\
+         blocked     b-person     P2    bead b-person     1h ago    not by the runner: waiting on the design review\n\
+         blocked     b-refused    P2    bead b-refused    1h ago    by the dispatcher: {refused}\n\
+         blocked     b-stale      P2    bead b-stale      1h ago    by the reaper: {stale}\n\
+         blocked     b-unknown    P2    bead b-unknown    1h ago    by the dispatcher: {unknown}\n\
+         skipped     s-full       P2    bead s-full       1h ago    notes full: no room for another attempt's notes\n\
+         skipped     s-label      P2    bead s-label      1h ago    labelled gt:agent (hidden from BeadBoard)\n\
+         skipped     s-no-ac      P2    bead s-no-ac      1h ago    no acceptance criteria\n\
+         skipped     s-template   P2    bead s-template   1h ago    a template (bd never changes templates)\n",
+        notes::timestamp(until)
     );
     assert_eq!(run.stdout, expected);
     assert!(!run.stdout.contains('\u{1b}'), "no colour off a terminal");
     // Read-only: every row as it was, and no events.
     assert_eq!(w.db.beads().await, before);
     assert!(w.db.events("f-job").await.is_empty());
+
+    // The dispatch tick agrees: it pauses, and asks BeadBoard nothing.
+    let tick = w.run(&["dispatch"]).await;
+    assert_eq!(tick.code, 0, "{tick:?}");
+    assert!(w.board.requests().is_empty(), "{:?}", w.board.requests());
+    assert_eq!(w.db.beads().await, before);
+}
+
+#[tokio::test]
+async fn the_pause_follows_retry_delay_and_ends() {
+    let w = World::new().await;
+    let claim = notes::claimed_by(
+        Utc::now() - Duration::seconds(20),
+        "beads-dispatcher#0123456789ab",
+    );
+    let claimed_at = notes::claimed_at(&claim).unwrap();
+    let failed = [
+        claim,
+        notes::dispatch_failed_transport("connection refused"),
+    ]
+    .join("\n");
+    w.db.seed(&[
+        Seed::agent("a-best").priority(0).updated_minutes_ago(90),
+        Seed::agent("r-failed")
+            .priority(1)
+            .notes(&failed)
+            .updated_minutes_ago(90),
+    ])
+    .await;
+    fn delay(d: &str) -> [(&'static str, &str); 1] {
+        [(env::RETRY_DELAY, d)]
+    }
+    // A longer first delay makes a longer pause, for status as for the tick.
+    let run = w.run_with(&["status", "--json"], &delay("10m")).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        v["paused"]["until"],
+        notes::timestamp(claimed_at + Duration::minutes(10))
+    );
+    assert_eq!(v["paused"]["bead_id"], "r-failed");
+    let tick = w.run_with(&["dispatch"], &delay("10m")).await;
+    assert_eq!(tick.code, 0, "{tick:?}");
+    assert!(w.board.dispatched_ids().is_empty(), "{tick:?}");
+    // A 1s delay has passed: no pause, and the tick dispatches the best bead.
+    let run = w.run_with(&["status", "--json"], &delay("1s")).await;
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["paused"], serde_json::Value::Null, "{v}");
+    assert_eq!(v["waiting"][0]["id"], "a-best");
+    let tick = w.run_with(&["dispatch"], &delay("1s")).await;
+    assert_eq!(tick.code, 0, "{tick:?}");
+    assert_eq!(w.board.dispatched_ids(), ["a-best"]);
 }
 
 #[tokio::test]
 async fn the_queue_in_every_state_as_json() {
     let w = World::new().await;
-    seed_every_state(&w.db).await;
+    let until = seed_every_state(&w.db).await;
     let run = w.run(&["status", "--json"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -108,25 +193,37 @@ async fn the_queue_in_every_state_as_json() {
             .collect()
     };
     assert_eq!(v["assignee"], "agent");
-    assert_eq!(ids("waiting"), ["w-first", "w-second"]);
-    assert_eq!(ids("backing_off"), ["r-retry"]);
+    assert_eq!(ids("waiting"), ["w-first", "r-retry", "w-second"]);
+    assert!(v.get("backing_off").is_none(), "{v}");
     assert_eq!(ids("in_flight"), ["f-job"]);
-    assert_eq!(ids("blocked"), ["b-person", "b-stale"]);
-    assert_eq!(ids("skipped"), ["s-label", "s-no-ac", "s-template"]);
-    assert_eq!(v["waiting"][1]["position"], 2);
-    let retry = &v["backing_off"][0];
-    assert_eq!(retry["failures"], 1);
     assert_eq!(
-        retry["last_reason"],
-        notes::dispatch_failed_http(502, "Queue full")
+        ids("blocked"),
+        ["b-person", "b-refused", "b-stale", "b-unknown"]
     );
-    let until = chrono::DateTime::parse_from_rfc3339(retry["until"].as_str().unwrap()).unwrap();
-    assert!(until > Utc::now(), "{retry}");
+    assert_eq!(
+        ids("skipped"),
+        ["s-full", "s-label", "s-no-ac", "s-template"]
+    );
+    assert_eq!(v["waiting"][1]["position"], 2);
+    assert_eq!(
+        v["paused"],
+        serde_json::json!({
+            "until": notes::timestamp(until),
+            "failures": 1,
+            "last_reason": notes::dispatch_failed_http(502, "Queue full"),
+            "bead_id": "r-retry",
+        })
+    );
     let flight = &v["in_flight"][0];
     assert_eq!(flight["job_id"], "job-42");
     assert_eq!(flight["phase"], "dispatched");
-    assert_eq!(v["blocked"][1]["by"], "reaper");
-    assert_eq!(v["blocked"][0]["by"], "other");
+    let by: Vec<&str> = v["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["other", "dispatcher", "reaper", "dispatcher"]);
     let reasons: Vec<&str> = v["skipped"]
         .as_array()
         .unwrap()
@@ -135,8 +232,53 @@ async fn the_queue_in_every_state_as_json() {
         .collect();
     assert_eq!(
         reasons,
-        ["agent_label", "no_acceptance_criteria", "template"]
+        [
+            "notes_full",
+            "agent_label",
+            "no_acceptance_criteria",
+            "template"
+        ]
     );
+
+    // One bead's history: a waiting bead shows the pause holding it back.
+    let run = w.run(&["status", "r-retry"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[1],
+        "status open, assigned to agent: waiting, #2 in dispatch order"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "dispatching paused until {} (in ",
+            notes::timestamp(until)
+        )),
+        "{run:?}"
+    );
+    let json = w.run(&["status", "r-retry", "--json"]).await;
+    let h: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(h["paused"], v["paused"]);
+    let kinds: Vec<&str> = h["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["claimed", "dispatch_failed"]);
+    // A blocked bead is not held back by the pause; its notes name their kinds.
+    let json = w.run(&["status", "b-unknown", "--json"]).await;
+    let h: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(h["paused"], serde_json::Value::Null);
+    let kinds: Vec<&str> = h["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["claimed", "dispatching", "outcome_unknown"]);
+    let json = w.run(&["status", "b-refused", "--json"]).await;
+    let h: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(h["timeline"][1]["kind"], "refused_blocked");
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! The notes the runner appends to a bead, and how to recognise them again.
 //!
 //! Notes are the audit trail operators read (`bd show`), and the runner's
-//! own memory: failure backoff and the claim timeout are worked out from
-//! them, so the texts below are both written and parsed here.
+//! own memory: the runner-wide pause after failures and the claim timeout
+//! are worked out from them, so the texts below are both written and parsed here.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -127,7 +127,8 @@ pub fn reaper_outcome_unknown(sent_at: DateTime<Utc>, timeout: std::time::Durati
     )
 }
 
-/// The dispatcher's note when it gives up on a bead after repeated failures.
+/// The scripts' note when they gave up on a bead after repeated failures.
+/// No longer written; kept so old notes are recognised (and tested).
 pub fn backoff_blocked(failures: u32) -> String {
     format!("{BACKOFF_PREFIX}{failures}{BACKOFF_SUFFIX}")
 }
@@ -243,7 +244,7 @@ fn one_line(text: &str, max_chars: usize) -> String {
 /// Which part of auto-dispatch wrote a note line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Writer {
-    /// The dispatch tick (claims, markers, outcomes, backoff blocks).
+    /// The dispatch tick (claims, markers, outcomes, refusals, blocks).
     Dispatcher,
     /// The reap tick.
     Reaper,
@@ -258,6 +259,8 @@ pub fn writer(line: &str) -> Option<Writer> {
         || line.starts_with(DISPATCHING_PREFIX)
         || line.starts_with(DISPATCHED_PREFIX)
         || line.starts_with(FAILED_PREFIX)
+        || line.starts_with(REFUSED_PREFIX)
+        || line.starts_with(OUTCOME_UNKNOWN_PREFIX)
     {
         Some(Writer::Dispatcher)
     } else {
@@ -281,13 +284,21 @@ pub fn dispatched_job(line: &str) -> Option<&str> {
     line.strip_prefix(DISPATCHED_PREFIX)
 }
 
-/// Whether a runner's note says it blocked the bead: the reaper's and the
-/// backoff notes, and any later runner note that ends its text "blocking".
+/// Whether a runner's note says it blocked the bead: the reaper's notes, the
+/// dispatcher's refusal and unknown-outcome notes, the scripts' old backoff
+/// note, and any later runner note this version does not know that says
+/// "blocking". A known note that does not block (a refusal that reopened the
+/// bead) never counts, whatever the quoted body says.
 pub fn is_block(line: &str) -> bool {
-    matches!(
-        classify(line),
-        Note::ReaperStale | Note::ReaperOutcomeUnknown | Note::BackoffBlocked
-    ) || (writer(line).is_some() && line.contains("blocking"))
+    match classify(line) {
+        Note::ReaperStale
+        | Note::ReaperOutcomeUnknown
+        | Note::RefusedBlocked
+        | Note::OutcomeUnknown
+        | Note::BackoffBlocked => true,
+        Note::Other => writer(line).is_some() && line.contains("blocking"),
+        _ => false,
+    }
 }
 
 fn first_timestamp(rest: &str) -> Option<DateTime<Utc>> {
@@ -404,7 +415,22 @@ mod tests {
         );
         assert_eq!(writer("agent: halfway there"), None);
         assert!(is_block(&reaper_stale(31, 30)));
-        assert!(is_block(&reaper_outcome_unknown(at, 5)));
+        assert!(is_block(&reaper_outcome_unknown(
+            at,
+            std::time::Duration::from_secs(300)
+        )));
+        assert!(is_block(&refused_blocked(
+            "HTTP 400: missing acceptance criteria"
+        )));
+        assert!(is_block(&outcome_unknown("timed out after sending")));
+        assert_eq!(writer(&outcome_unknown("x")), Some(Writer::Dispatcher));
+        assert_eq!(
+            writer(&dispatch_refused(400, "x")),
+            Some(Writer::Dispatcher)
+        );
+        // Reopened, not blocked, even when BeadBoard's body says "blocking".
+        assert!(!is_block(&dispatch_refused(400, "blocking")));
+        assert!(!is_block(&dispatch_failed_http(502, "blocking")));
         assert!(is_block(&backoff_blocked(5)));
         assert!(is_block(
             "auto-dispatcher: BeadBoard refused this bead — blocking"

@@ -1,8 +1,11 @@
 //! Where each of the sentinel's beads stands in the pipeline, and one bead's
 //! dispatch history: plain functions over rows, notes and events, no I/O.
 //!
-//! Eligibility, order and backoff come from [`crate::decide`], the functions
-//! the dispatch tick itself uses, so `status` cannot disagree with a tick.
+//! Eligibility, order and the runner-wide pause come from [`crate::decide`],
+//! the functions the dispatch tick itself uses, so `status` cannot disagree
+//! with a tick.
+
+use std::time::Duration;
 
 use beads_contract::notes::{self, Note, Writer};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -34,6 +37,8 @@ pub struct BeadRow {
 pub enum SkipReason {
     /// Blank acceptance criteria.
     NoAcceptanceCriteria,
+    /// Its notes have no room for another dispatch attempt's notes.
+    NotesFull,
     /// Labelled `gt:agent`: BeadBoard hides it.
     AgentLabel,
     /// `is_template`: bd refuses to change templates.
@@ -47,6 +52,7 @@ impl SkipReason {
     pub fn describe(&self, status: &str) -> String {
         match self {
             SkipReason::NoAcceptanceCriteria => "no acceptance criteria".into(),
+            SkipReason::NotesFull => "notes full: no room for another attempt's notes".into(),
             SkipReason::AgentLabel => {
                 format!(
                     "labelled {} (hidden from BeadBoard)",
@@ -87,16 +93,10 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Stage {
-    /// Eligible now; `position` 1 is dispatched next.
+    /// Eligible; `position` 1 is dispatched next (after the runner-wide
+    /// pause, if there is one: a pause keeps the order).
     Waiting {
         position: usize,
-    },
-    /// Eligible again at `until`.
-    BackingOff {
-        #[serde(with = "rfc3339")]
-        until: DateTime<Utc>,
-        failures: u32,
-        last_reason: Option<String>,
     },
     /// Claimed or dispatched.
     InFlight {
@@ -115,11 +115,10 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The group name: `waiting`, `backing_off`, `in_flight`, `blocked`, `skipped`.
+    /// The group name: `waiting`, `in_flight`, `blocked`, `skipped`.
     pub fn group(&self) -> Group {
         match self {
             Stage::Waiting { .. } => Group::Waiting,
-            Stage::BackingOff { .. } => Group::BackingOff,
             Stage::InFlight { .. } => Group::InFlight,
             Stage::Blocked { .. } => Group::Blocked,
             Stage::Skipped { .. } => Group::Skipped,
@@ -132,7 +131,6 @@ impl Stage {
 #[serde(rename_all = "snake_case")]
 pub enum Group {
     Waiting,
-    BackingOff,
     InFlight,
     Blocked,
     Skipped,
@@ -140,9 +138,8 @@ pub enum Group {
 
 impl Group {
     /// Every group, in print order.
-    pub const ALL: [Group; 5] = [
+    pub const ALL: [Group; 4] = [
         Group::Waiting,
-        Group::BackingOff,
         Group::InFlight,
         Group::Blocked,
         Group::Skipped,
@@ -152,7 +149,6 @@ impl Group {
     pub fn label(self) -> &'static str {
         match self {
             Group::Waiting => "waiting",
-            Group::BackingOff => "backing off",
             Group::InFlight => "in flight",
             Group::Blocked => "blocked",
             Group::Skipped => "skipped",
@@ -167,29 +163,67 @@ pub struct Placed {
     pub stage: Stage,
 }
 
+/// The runner-wide pause: no bead is dispatched before `until`, because
+/// BeadBoard or the agent service failed `failures` times in a row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pause {
+    #[serde(with = "rfc3339")]
+    pub until: DateTime<Utc>,
+    /// Failed attempts in a row on the bead whose history sets the pause.
+    pub failures: u32,
+    /// That bead's most recent failure note.
+    pub last_reason: Option<String>,
+    /// That bead.
+    pub bead_id: String,
+}
+
+/// The sentinel's queue: every bead placed, and the pause if one is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub placed: Vec<Placed>,
+    pub paused: Option<Pause>,
+}
+
 /// Places every bead, grouped in [`Group::ALL`] order; within a group:
-/// waiting by dispatch order, backing off by `until`, in flight by `since`,
-/// the rest by priority, then least recently updated, then id.
-pub fn place_all(beads: Vec<BeadRow>, now: DateTime<Utc>) -> Vec<Placed> {
+/// waiting by dispatch order, in flight by `since`, the rest by priority,
+/// then least recently updated, then id. `first_delay` is the runner's
+/// `retry_delay`, which sets how long a pause lasts.
+pub fn place_all(beads: Vec<BeadRow>, now: DateTime<Utc>, first_delay: Duration) -> Queue {
     let open_candidates: Vec<Candidate> = beads
         .iter()
         .filter(|b| b.status == status::OPEN && skip_before_decide(b).is_none())
         .map(candidate)
         .collect();
     // The tick's own order: `decide::eligible` keeps and sorts the dispatchable ones.
-    let order: Vec<String> = decide::eligible(open_candidates, now)
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let (eligible, _) = decide::eligible(open_candidates);
+    let paused = pause(&eligible, now, first_delay);
+    let order: Vec<String> = eligible.into_iter().map(|c| c.id).collect();
     let mut placed: Vec<Placed> = beads
         .into_iter()
         .map(|bead| {
-            let stage = stage(&bead, &order, now);
+            let stage = stage(&bead, &order);
             Placed { bead, stage }
         })
         .collect();
     placed.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
-    placed
+    Queue { placed, paused }
+}
+
+/// The pause the next dispatch tick would observe, by the tick's own rule
+/// ([`decide::paused_until`] over the eligible beads, in force while `now`
+/// is before its end). The failure count and reason are those of the bead
+/// whose history sets the end.
+pub fn pause(eligible: &[Candidate], now: DateTime<Utc>, first_delay: Duration) -> Option<Pause> {
+    let until = decide::paused_until(eligible, first_delay).filter(|until| now < *until)?;
+    let setter = eligible
+        .iter()
+        .find(|c| decide::paused_until(std::slice::from_ref(*c), first_delay) == Some(until))?;
+    Some(Pause {
+        until,
+        failures: decide::failure_history(&setter.notes).consecutive_failures,
+        last_reason: last_failure(&setter.notes),
+        bead_id: setter.id.clone(),
+    })
 }
 
 type SortKey<'a> = (
@@ -197,14 +231,13 @@ type SortKey<'a> = (
     usize,
     Option<DateTime<Utc>>,
     i32,
-    NaiveDateTime,
+    Option<NaiveDateTime>,
     &'a str,
 );
 
 fn sort_key(p: &Placed) -> SortKey<'_> {
     let (position, at) = match &p.stage {
         Stage::Waiting { position } => (*position, None),
-        Stage::BackingOff { until, .. } => (0, Some(*until)),
         Stage::InFlight { since, .. } => (0, *since),
         _ => (0, None),
     };
@@ -213,31 +246,26 @@ fn sort_key(p: &Placed) -> SortKey<'_> {
         position,
         at,
         p.bead.priority,
-        p.bead.updated_at.unwrap_or_default(),
+        p.bead.updated_at,
         p.bead.id.as_str(),
     )
 }
 
 /// Where one bead stands. `order` is the dispatch order of the eligible
 /// beads (ids, best first), as [`decide::eligible`] returns it.
-pub fn stage(bead: &BeadRow, order: &[String], now: DateTime<Utc>) -> Stage {
+pub fn stage(bead: &BeadRow, order: &[String]) -> Stage {
     match bead.status.as_str() {
         status::OPEN => {
             if let Some(reason) = skip_before_decide(bead) {
                 return Stage::Skipped { reason };
             }
-            match decide::check_candidate(&candidate(bead), now) {
+            match decide::check_candidate(&candidate(bead)) {
                 Err(Skip::NoAcceptanceCriteria) => Stage::Skipped {
                     reason: SkipReason::NoAcceptanceCriteria,
                 },
-                Err(Skip::BackingOff { until }) => {
-                    let history = decide::failure_history(&bead.notes);
-                    Stage::BackingOff {
-                        until,
-                        failures: history.consecutive_failures,
-                        last_reason: last_failure(&bead.notes),
-                    }
-                }
+                Err(Skip::NotesFull) => Stage::Skipped {
+                    reason: SkipReason::NotesFull,
+                },
                 Ok(()) => Stage::Waiting {
                     position: order
                         .iter()
@@ -270,18 +298,24 @@ fn candidate(bead: &BeadRow) -> Candidate {
     Candidate {
         id: bead.id.clone(),
         priority: bead.priority,
-        updated_at: bead.updated_at.unwrap_or_default(),
+        updated_at: bead.updated_at,
         acceptance_criteria: bead.acceptance_criteria.clone(),
         notes: bead.notes.clone(),
     }
 }
 
-/// The text of the most recent failed-dispatch note.
+/// The text of the most recent note of a failure that counts towards the
+/// pause (see [`decide::failure_history`]): a failed or refused dispatch.
 fn last_failure(bead_notes: &str) -> Option<String> {
     bead_notes
         .lines()
         .rev()
-        .find(|l| notes::classify(l) == Note::DispatchFailed)
+        .find(|l| {
+            matches!(
+                notes::classify(l),
+                Note::DispatchFailed | Note::DispatchRefused
+            )
+        })
         .map(str::to_string)
 }
 
@@ -359,7 +393,7 @@ pub enum What {
         to: Option<String>,
     },
     /// A note line was added. `kind` names the runner's notes
-    /// (`claimed`, `dispatched`, …); anything else is `other`.
+    /// (`claimed`, `dispatched`, `refused`, …); anything else is `other`.
     Note { kind: &'static str, text: String },
     /// Any other event (`created`, `closed`, `commented`, …).
     Other { event_type: String },
@@ -380,13 +414,17 @@ pub struct Step {
 /// The kind of a note line, tolerant of suffixes the runner may add.
 pub fn note_kind(line: &str) -> &'static str {
     match notes::classify(line) {
-        Note::Claimed(_) => "claimed",
+        Note::Claimed(..) => "claimed",
         Note::Dispatching(_) => "dispatching",
         Note::Dispatched(_) => "dispatched",
         Note::DispatchFailed => "dispatch_failed",
+        Note::DispatchRefused => "refused",
+        Note::RefusedBlocked => "refused_blocked",
+        Note::OutcomeUnknown => "outcome_unknown",
         Note::ReaperStale => "reaper_stale",
         Note::ReaperReleased => "reaper_released",
         Note::ReaperOutcomeUnknown => "reaper_outcome_unknown",
+        // The scripts' note; old beads still carry it.
         Note::BackoffBlocked => "backoff_blocked",
         Note::Other if notes::claimed_at(line).is_some() => "claimed",
         Note::Other if notes::dispatching_at(line).is_some() => "dispatching",
@@ -580,6 +618,8 @@ mod tests {
         }
     }
 
+    const DELAY: Duration = Duration::from_secs(120);
+
     fn stages(placed: &[Placed]) -> Vec<(&str, &Stage)> {
         placed
             .iter()
@@ -609,8 +649,24 @@ mod tests {
         blank.acceptance_criteria = " \n ".into();
         let mut newer = row("w-newer", "open", 1, "");
         newer.updated_at = Some(t(10, 0, 0).naive_utc());
+        let full = "x".repeat(decide::NOTES_LIMIT - 100);
+        let refused = notes::refused_blocked("HTTP 400: Bead is missing acceptance criteria.");
+        let unknown = notes::outcome_unknown("timed out after sending");
         let beads = vec![
             row("s-deferred", "deferred", 2, ""),
+            row("s-full", "open", 2, &full),
+            row(
+                "b-refused",
+                "blocked",
+                2,
+                &format!("{}\n{refused}", notes::claimed_by(t(11, 0, 0), "r#1")),
+            ),
+            row(
+                "b-unknown",
+                "blocked",
+                2,
+                &format!("{}\n{unknown}", notes::dispatching(t(11, 0, 1))),
+            ),
             blank,
             labelled,
             template,
@@ -635,22 +691,25 @@ mod tests {
             row("w-low", "open", 3, ""),
             row("w-old", "open", 1, ""),
         ];
-        let placed = place_all(beads, now);
-        let backoff_reason = Some(notes::dispatch_failed_http(502, "Queue full"));
+        let queue = place_all(beads, now, DELAY);
+        // The failure pauses the whole runner (2m after the attempt); the
+        // failed bead keeps its place, first, as the tick orders it.
         assert_eq!(
-            stages(&placed),
+            queue.paused,
+            Some(Pause {
+                until: t(12, 1, 0),
+                failures: 1,
+                last_reason: Some(notes::dispatch_failed_http(502, "Queue full")),
+                bead_id: "r-failed".into(),
+            })
+        );
+        assert_eq!(
+            stages(&queue.placed),
             [
-                ("w-old", &Stage::Waiting { position: 1 }),
-                ("w-newer", &Stage::Waiting { position: 2 }),
-                ("w-low", &Stage::Waiting { position: 3 }),
-                (
-                    "r-failed",
-                    &Stage::BackingOff {
-                        until: t(12, 1, 0),
-                        failures: 1,
-                        last_reason: backoff_reason
-                    }
-                ),
+                ("r-failed", &Stage::Waiting { position: 1 }),
+                ("w-old", &Stage::Waiting { position: 2 }),
+                ("w-newer", &Stage::Waiting { position: 3 }),
+                ("w-low", &Stage::Waiting { position: 4 }),
                 (
                     "f-manual",
                     &Stage::InFlight {
@@ -697,6 +756,20 @@ mod tests {
                     }
                 ),
                 (
+                    "b-refused",
+                    &Stage::Blocked {
+                        by: BlockedBy::Dispatcher,
+                        reason: Some(refused.clone())
+                    }
+                ),
+                (
+                    "b-unknown",
+                    &Stage::Blocked {
+                        by: BlockedBy::Dispatcher,
+                        reason: Some(unknown.clone())
+                    }
+                ),
+                (
                     "s-blank",
                     &Stage::Skipped {
                         reason: SkipReason::NoAcceptanceCriteria
@@ -720,19 +793,85 @@ mod tests {
                         reason: SkipReason::Status
                     }
                 ),
+                (
+                    "s-full",
+                    &Stage::Skipped {
+                        reason: SkipReason::NotesFull
+                    }
+                ),
             ]
         );
     }
 
     #[test]
-    fn a_backoff_that_has_passed_is_waiting_again() {
+    fn the_pause_is_the_ticks_and_names_the_bead_that_sets_it() {
+        let now = t(12, 0, 0);
+        let attempt = |at, failure: String| format!("{}\n{failure}", notes::claimed(at));
+        // Two failures in a row on one bead (4m after 11:58 = 12:02), one
+        // refusal on another (2m after 11:59 = 12:01): the later end wins.
+        let twice = [
+            attempt(
+                t(11, 50, 0),
+                notes::dispatch_failed_transport("connection refused"),
+            ),
+            attempt(t(11, 58, 0), notes::dispatch_failed_http(503, "down")),
+        ]
+        .join("\n");
+        let refused = attempt(
+            t(11, 59, 0),
+            notes::dispatch_refused(400, "Bead a not found."),
+        );
+        let beads = vec![
+            row("a", "open", 1, &refused),
+            row("b", "open", 2, &twice),
+            row("c", "open", 0, ""),
+        ];
+        let candidates: Vec<Candidate> = beads.iter().map(candidate).collect();
+        let queue = place_all(beads, now, DELAY);
+        let until = decide::paused_until(&candidates, DELAY);
+        assert_eq!(until, Some(t(12, 2, 0)));
+        assert_eq!(
+            queue.paused,
+            Some(Pause {
+                until: t(12, 2, 0),
+                failures: 2,
+                last_reason: Some(notes::dispatch_failed_http(503, "down")),
+                bead_id: "b".into(),
+            })
+        );
+        // Positions are the tick's order; the pause changes none of them.
+        assert_eq!(
+            stages(&queue.placed),
+            [
+                ("c", &Stage::Waiting { position: 1 }),
+                ("a", &Stage::Waiting { position: 2 }),
+                ("b", &Stage::Waiting { position: 3 }),
+            ]
+        );
+        // A failure on a bead no longer eligible (blocked since) pauses nothing,
+        // as the tick reads only the eligible beads' notes.
+        let queue = place_all(vec![row("b", "blocked", 2, &twice)], now, DELAY);
+        assert_eq!(queue.paused, None);
+        // A success after the failures ends the pause.
+        let done = format!("{twice}\n{}", notes::dispatched("j"));
+        assert_eq!(
+            place_all(vec![row("b", "open", 2, &done)], now, DELAY).paused,
+            None
+        );
+    }
+
+    #[test]
+    fn a_pause_that_has_passed_is_no_pause() {
         let failed = [
             notes::claimed(t(11, 0, 0)),
             notes::dispatch_failed_transport("connection refused"),
         ]
         .join("\n");
-        let placed = place_all(vec![row("a", "open", 2, &failed)], t(11, 2, 0));
-        assert_eq!(placed[0].stage, Stage::Waiting { position: 1 });
+        let at_end = place_all(vec![row("a", "open", 2, &failed)], t(11, 2, 0), DELAY);
+        assert_eq!(at_end.paused, None);
+        assert_eq!(at_end.placed[0].stage, Stage::Waiting { position: 1 });
+        let before = place_all(vec![row("a", "open", 2, &failed)], t(11, 1, 59), DELAY);
+        assert_eq!(before.paused.map(|p| p.until), Some(t(11, 2, 0)));
     }
 
     #[test]
@@ -743,7 +882,7 @@ mod tests {
         ]
         .join("\n");
         assert_eq!(
-            stage(&row("a", "in_progress", 2, &n), &[], t(11, 1, 0)),
+            stage(&row("a", "in_progress", 2, &n), &[]),
             Stage::InFlight {
                 since: Some(t(11, 0, 0)),
                 job_id: None,
@@ -755,6 +894,11 @@ mod tests {
             "claimed"
         );
         assert_eq!(note_kind("auto-dispatcher: something new"), "dispatcher");
+        assert_eq!(note_kind(&notes::dispatch_refused(400, "x")), "refused");
+        assert_eq!(note_kind(&notes::refused_blocked("x")), "refused_blocked");
+        assert_eq!(note_kind(&notes::outcome_unknown("x")), "outcome_unknown");
+        assert_eq!(note_kind(&notes::backoff_blocked(5)), "backoff_blocked");
+        assert_eq!(note_kind(&notes::claimed_by(t(11, 0, 0), "r#1")), "claimed");
         assert_eq!(note_kind("the agent: step 2 done"), "other");
     }
 

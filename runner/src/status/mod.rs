@@ -8,6 +8,8 @@ pub mod classify;
 pub mod query;
 pub mod render;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use crate::store::{Store, StoreError};
@@ -39,20 +41,26 @@ pub fn use_color(stdout_is_terminal: bool, no_color: Option<&str>) -> bool {
     stdout_is_terminal && no_color.is_none_or(str::is_empty)
 }
 
-/// Reads and renders; the text to print on stdout.
+/// Reads and renders; the text to print on stdout. `retry_delay` is the
+/// runner's first pause after a failure, as the dispatch tick uses it.
 pub async fn run(
     store: &Store,
     assignee: &str,
     project_id: Option<&str>,
     request: &Request,
+    retry_delay: Duration,
     now: DateTime<Utc>,
 ) -> Result<String, StatusError> {
-    let placed = classify::place_all(query::queue(store, assignee, project_id).await?, now);
+    let queue = classify::place_all(
+        query::queue(store, assignee, project_id).await?,
+        now,
+        retry_delay,
+    );
     let Some(id) = &request.bead else {
         return Ok(if request.json {
-            json_text(&render::queue_json(&placed, assignee, now))
+            json_text(&render::queue_json(&queue, assignee, now))
         } else {
-            render::queue_table(&placed, assignee, now, request.color)
+            render::queue_table(&queue, assignee, now, request.color)
         });
     };
     let bead = query::bead(store, id)
@@ -63,16 +71,25 @@ pub async fn run(
         })?;
     let events = query::events(store, id).await?;
     let steps = classify::timeline(&bead.notes, &events);
-    let queued = placed.into_iter().find(|p| p.bead.id == bead.id);
+    let paused = queue.paused;
+    let queued = queue.placed.into_iter().find(|p| p.bead.id == bead.id);
     let in_queue = queued.is_some();
     let placed = queued.unwrap_or_else(|| Placed {
-        stage: classify::stage(&bead, &[], now),
+        stage: classify::stage(&bead, &[]),
         bead,
     });
+    // The pause holds back only the beads that would otherwise be dispatched.
+    let paused = paused.filter(|_| in_queue && placed.stage.group() == classify::Group::Waiting);
+    let history = render::History {
+        placed: &placed,
+        in_queue,
+        paused: paused.as_ref(),
+        steps: &steps,
+    };
     Ok(if request.json {
-        json_text(&render::history_json(&placed, in_queue, &steps, now))
+        json_text(&render::history_json(&history, now))
     } else {
-        render::history_table(&placed, assignee, in_queue, &steps, now, request.color)
+        render::history_table(&history, assignee, now, request.color)
     })
 }
 

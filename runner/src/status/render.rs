@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
-use super::classify::{BlockedBy, Group, Phase, Placed, Stage, Step, What};
+use super::classify::{BlockedBy, Group, Pause, Phase, Placed, Queue, Stage, Step, What};
 
 /// Longest title the queue table prints, in terminal columns; the rest is cut with `…`.
 pub const TITLE_WIDTH: usize = 40;
@@ -43,7 +43,6 @@ fn span(secs: u64) -> String {
 fn stage_style(group: Group) -> Style {
     let color = match group {
         Group::Waiting => AnsiColor::Green,
-        Group::BackingOff => AnsiColor::Yellow,
         Group::InFlight => AnsiColor::Cyan,
         Group::Blocked => AnsiColor::Red,
         Group::Skipped => return Style::new().dimmed(),
@@ -126,22 +125,6 @@ pub fn truncate(text: &str, max: usize) -> String {
 pub fn detail(stage: &Stage, status: &str, now: DateTime<Utc>) -> String {
     match stage {
         Stage::Waiting { position } => format!("#{position} in dispatch order"),
-        Stage::BackingOff {
-            until,
-            failures,
-            last_reason,
-        } => {
-            let plural = if *failures == 1 { "" } else { "s" };
-            let mut text = format!(
-                "retry {} after {failures} failure{plural}",
-                relative(*until, now)
-            );
-            if let Some(reason) = last_reason {
-                text.push_str(": ");
-                text.push_str(reason);
-            }
-            text
-        }
         Stage::InFlight {
             since,
             job_id,
@@ -173,10 +156,35 @@ pub fn detail(stage: &Stage, status: &str, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The queue as a table; a sentence when it is empty.
-pub fn queue_table(placed: &[Placed], assignee: &str, now: DateTime<Utc>, color: bool) -> String {
+/// The runner-wide pause as one line: until when, after how many failures
+/// on which bead, and the last failure note.
+pub fn pause_line(pause: &Pause, now: DateTime<Utc>) -> String {
+    let plural = if pause.failures == 1 { "" } else { "s" };
+    let mut text = format!(
+        "dispatching paused until {} ({}) after {} transient failure{plural} on {}",
+        beads_contract::notes::timestamp(pause.until),
+        relative(pause.until, now),
+        pause.failures,
+        pause.bead_id,
+    );
+    if let Some(reason) = &pause.last_reason {
+        text.push_str(": ");
+        text.push_str(reason);
+    }
+    text
+}
+
+/// The queue as a table, after the pause line when the runner is pausing; a
+/// sentence when the queue is empty.
+pub fn queue_table(queue: &Queue, assignee: &str, now: DateTime<Utc>, color: bool) -> String {
+    let placed = &queue.placed;
     if placed.is_empty() {
         return format!("No beads assigned to {assignee}.\n");
+    }
+    let mut out = String::new();
+    if let Some(pause) = &queue.paused {
+        out.push_str(&pause_line(pause, now));
+        out.push_str("\n\n");
     }
     let rows = placed
         .iter()
@@ -199,11 +207,12 @@ pub fn queue_table(placed: &[Placed], assignee: &str, now: DateTime<Utc>, color:
             ]
         })
         .collect();
-    table(
+    out.push_str(&table(
         &["STAGE", "ID", "PRI", "TITLE", "UPDATED", "DETAIL"],
         rows,
         color,
-    )
+    ));
+    out
 }
 
 /// One bead in the JSON output: its row and its stage's fields.
@@ -232,16 +241,22 @@ impl<'a> BeadJson<'a> {
     }
 }
 
-/// The queue as JSON: every group always present, each a list in print order.
-pub fn queue_json(placed: &[Placed], assignee: &str, now: DateTime<Utc>) -> serde_json::Value {
+/// The queue as JSON: `paused` (an object or `null`), then every group
+/// always present, each a list in print order.
+pub fn queue_json(queue: &Queue, assignee: &str, now: DateTime<Utc>) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     out.insert("assignee".into(), assignee.into());
     out.insert(
         "generated_at".into(),
         beads_contract::notes::timestamp(now).into(),
     );
+    out.insert(
+        "paused".into(),
+        serde_json::to_value(&queue.paused).unwrap_or_default(),
+    );
     for group in Group::ALL {
-        let beads: Vec<serde_json::Value> = placed
+        let beads: Vec<serde_json::Value> = queue
+            .placed
             .iter()
             .filter(|p| p.stage.group() == group)
             .map(|p| serde_json::to_value(BeadJson::new(p)).unwrap_or_default())
@@ -255,15 +270,30 @@ pub fn queue_json(placed: &[Placed], assignee: &str, now: DateTime<Utc>) -> serd
     out.into()
 }
 
-/// One bead's history as text: a heading, where it stands, then the timeline.
+/// One bead's history and where it stands.
+pub struct History<'a> {
+    pub placed: &'a Placed,
+    /// Whether the bead is in the sentinel's queue (else it has no stage).
+    pub in_queue: bool,
+    /// The runner-wide pause, when it holds this bead back.
+    pub paused: Option<&'a Pause>,
+    pub steps: &'a [Step],
+}
+
+/// One bead's history as text: a heading, where it stands (and the pause
+/// holding it back), then the timeline.
 pub fn history_table(
-    placed: &Placed,
+    history: &History<'_>,
     assignee: &str,
-    in_queue: bool,
-    steps: &[Step],
     now: DateTime<Utc>,
     color: bool,
 ) -> String {
+    let History {
+        placed,
+        in_queue,
+        paused,
+        steps,
+    } = *history;
     let bead = &placed.bead;
     let mut out = format!("{}   {}\n", bead.id, bead.title);
     let owner = bead.assignee.as_deref().filter(|a| !a.is_empty());
@@ -294,6 +324,10 @@ pub fn history_table(
             "status {}, {whose}: not in {assignee}'s queue\n",
             bead.status
         ));
+    }
+    if let Some(pause) = paused {
+        out.push_str(&pause_line(pause, now));
+        out.push('\n');
     }
     out.push('\n');
     if steps.is_empty() {
@@ -329,12 +363,13 @@ pub fn history_table(
 }
 
 /// One bead's history as JSON.
-pub fn history_json(
-    placed: &Placed,
-    in_queue: bool,
-    steps: &[Step],
-    now: DateTime<Utc>,
-) -> serde_json::Value {
+pub fn history_json(history: &History<'_>, now: DateTime<Utc>) -> serde_json::Value {
+    let History {
+        placed,
+        in_queue,
+        paused,
+        steps,
+    } = *history;
     let bead = &placed.bead;
     serde_json::json!({
         "id": bead.id,
@@ -345,6 +380,7 @@ pub fn history_json(
         "updated_at": bead.updated_at.map(|t| beads_contract::notes::timestamp(t.and_utc())),
         "generated_at": beads_contract::notes::timestamp(now),
         "stage": if in_queue { serde_json::to_value(&placed.stage).unwrap_or_default() } else { serde_json::Value::Null },
+        "paused": serde_json::to_value(paused).unwrap_or_default(),
         "timeline": steps,
     })
 }
@@ -399,41 +435,52 @@ mod tests {
     #[test]
     fn the_queue_table_aligns_columns_and_colours_only_when_asked() {
         let now = t(12, 0, 0);
-        let rows = [
-            placed("bd-1", "文字 wide", Stage::Waiting { position: 1 }),
-            placed(
-                "bd-22",
-                "retrying",
-                Stage::BackingOff {
-                    until: t(12, 4, 0),
-                    failures: 2,
-                    last_reason: Some("dispatch failed HTTP 502: Queue full".into()),
-                },
-            ),
-            placed(
-                "bd-3",
-                "no ac",
-                Stage::Skipped {
-                    reason: SkipReason::NoAcceptanceCriteria,
-                },
-            ),
-        ];
+        let mut rows = Queue {
+            placed: vec![
+                placed("bd-1", "文字 wide", Stage::Waiting { position: 1 }),
+                placed("bd-22", "retrying", Stage::Waiting { position: 2 }),
+                placed(
+                    "bd-3",
+                    "no ac",
+                    Stage::Skipped {
+                        reason: SkipReason::NoAcceptanceCriteria,
+                    },
+                ),
+            ],
+            paused: None,
+        };
+        let table = "STAGE     ID      PRI   TITLE       UPDATED   DETAIL\n\
+             waiting   bd-1    P1    文字 wide   1h ago    #1 in dispatch order\n\
+             waiting   bd-22   P1    retrying    1h ago    #2 in dispatch order\n\
+             skipped   bd-3    P1    no ac       1h ago    no acceptance criteria\n";
         let text = queue_table(&rows, "agent", now, false);
-        assert_eq!(
-            text,
-            "STAGE         ID      PRI   TITLE       UPDATED   DETAIL\n\
-             waiting       bd-1    P1    文字 wide   1h ago    #1 in dispatch order\n\
-             backing off   bd-22   P1    retrying    1h ago    retry in 4m after 2 failures: dispatch failed HTTP 502: Queue full\n\
-             skipped       bd-3    P1    no ac       1h ago    no acceptance criteria\n"
-        );
+        assert_eq!(text, table);
         assert!(!text.contains('\u{1b}'));
         let coloured = queue_table(&rows, "agent", now, true);
         assert!(
             coloured.contains("\u{1b}[32mwaiting\u{1b}[0m"),
             "{coloured:?}"
         );
+        // A pause is one line above the table, once, however many beads wait.
+        rows.paused = Some(Pause {
+            until: t(12, 4, 0),
+            failures: 2,
+            last_reason: Some("dispatch failed HTTP 502: Queue full".into()),
+            bead_id: "bd-22".into(),
+        });
         assert_eq!(
-            queue_table(&[], "agent", now, true),
+            queue_table(&rows, "agent", now, false),
+            format!(
+                "dispatching paused until 2026-04-18T12:04:00Z (in 4m) after 2 transient failures \
+                 on bd-22: dispatch failed HTTP 502: Queue full\n\n{table}"
+            )
+        );
+        let empty = Queue {
+            placed: vec![],
+            paused: None,
+        };
+        assert_eq!(
+            queue_table(&empty, "agent", now, true),
             "No beads assigned to agent.\n"
         );
     }
@@ -441,18 +488,35 @@ mod tests {
     #[test]
     fn queue_json_has_every_group_even_when_empty() {
         let now = t(12, 0, 0);
-        let rows = [placed("bd-1", "x", Stage::Waiting { position: 1 })];
-        let v = queue_json(&rows, "agent", now);
+        let mut queue = Queue {
+            placed: vec![placed("bd-1", "x", Stage::Waiting { position: 1 })],
+            paused: None,
+        };
+        let v = queue_json(&queue, "agent", now);
         assert_eq!(
             v,
             serde_json::json!({
                 "assignee": "agent",
                 "generated_at": "2026-04-18T12:00:00Z",
+                "paused": null,
                 "waiting": [{
                     "id": "bd-1", "title": "x", "priority": 1, "status": "open",
                     "updated_at": "2026-04-18T11:00:00Z", "stage": "waiting", "position": 1
                 }],
-                "backing_off": [], "in_flight": [], "blocked": [], "skipped": []
+                "in_flight": [], "blocked": [], "skipped": []
+            })
+        );
+        queue.paused = Some(Pause {
+            until: t(12, 1, 30),
+            failures: 1,
+            last_reason: None,
+            bead_id: "bd-1".into(),
+        });
+        assert_eq!(
+            queue_json(&queue, "agent", now)["paused"],
+            serde_json::json!({
+                "until": "2026-04-18T12:01:30Z", "failures": 1,
+                "last_reason": null, "bead_id": "bd-1"
             })
         );
     }
@@ -483,11 +547,18 @@ mod tests {
         );
         let blocked = Stage::Blocked {
             by: BlockedBy::Dispatcher,
-            reason: Some("auto-dispatcher: 5 consecutive dispatch failures — blocking".into()),
+            reason: Some("dispatch outcome unknown: timed out — blocking".into()),
         };
         assert_eq!(
             detail(&blocked, "blocked", now),
-            "by the dispatcher: auto-dispatcher: 5 consecutive dispatch failures — blocking"
+            "by the dispatcher: dispatch outcome unknown: timed out — blocking"
+        );
+        let full = Stage::Skipped {
+            reason: SkipReason::NotesFull,
+        };
+        assert_eq!(
+            detail(&full, "open", now),
+            "notes full: no room for another attempt's notes"
         );
         let deferred = Stage::Skipped {
             reason: SkipReason::Status,
@@ -501,12 +572,11 @@ mod tests {
     #[test]
     fn long_titles_are_cut_at_forty_columns() {
         let long = "x".repeat(60);
-        let text = queue_table(
-            &[placed("bd-1", &long, Stage::Waiting { position: 1 })],
-            "agent",
-            t(12, 0, 0),
-            false,
-        );
+        let queue = Queue {
+            placed: vec![placed("bd-1", &long, Stage::Waiting { position: 1 })],
+            paused: None,
+        };
+        let text = queue_table(&queue, "agent", t(12, 0, 0), false);
         let cut = format!("{}…", "x".repeat(TITLE_WIDTH - 1));
         assert!(
             text.lines()
@@ -530,19 +600,11 @@ mod tests {
                 "Fix the upload retry",
                 Stage::Waiting { position: 1 },
             ),
+            placed("bd-b2", "Flaky export", Stage::Waiting { position: 2 }),
             placed(
                 "bd-c3",
                 "Settings page speed",
-                Stage::Waiting { position: 2 },
-            ),
-            placed(
-                "bd-b2",
-                "Flaky export",
-                Stage::BackingOff {
-                    until: t(12, 1, 30),
-                    failures: 1,
-                    last_reason: Some("dispatch failed HTTP 502: Queue full".into()),
-                },
+                Stage::Waiting { position: 3 },
             ),
             placed(
                 "bd-d4",
@@ -558,7 +620,17 @@ mod tests {
                 "Search index",
                 Stage::Blocked {
                     by: BlockedBy::Reaper,
-                    reason: Some("reaper: no progress for 31m (threshold 30m) — blocking".into()),
+                    reason: Some(beads_contract::notes::reaper_stale(31, 30)),
+                },
+            ),
+            placed(
+                "bd-e7",
+                "Bulk import",
+                Stage::Blocked {
+                    by: BlockedBy::Dispatcher,
+                    reason: Some(beads_contract::notes::outcome_unknown(
+                        "timed out after sending",
+                    )),
                 },
             ),
             placed(
@@ -569,10 +641,22 @@ mod tests {
                 },
             ),
         ];
-        for (row, p) in rows.iter_mut().zip([0, 2, 1, 2, 2, 2]) {
+        for (row, p) in rows.iter_mut().zip([0, 1, 2, 2, 2, 2, 2]) {
             row.bead.priority = p;
         }
         rows[3].bead.updated_at = Some(t(11, 50, 0).naive_utc());
+        let rows = Queue {
+            placed: rows,
+            paused: Some(Pause {
+                until: t(12, 1, 30),
+                failures: 1,
+                last_reason: Some(beads_contract::notes::dispatch_failed_http(
+                    502,
+                    "Queue full",
+                )),
+                bead_id: "bd-b2".into(),
+            }),
+        };
         assert_eq!(queue_table(&rows, "agent", now, false), example);
     }
 
@@ -614,7 +698,9 @@ mod tests {
             ),
             step(
                 Some(t(11, 50, 0)),
-                note("auto-dispatcher claimed at 2026-04-18T11:50:00Z"),
+                note(
+                    "auto-dispatcher claimed at 2026-04-18T11:50:00Z by beads-dispatcher#3f9c0a1b2d4e",
+                ),
             ),
             step(
                 Some(t(11, 50, 0)),
@@ -622,9 +708,12 @@ mod tests {
             ),
             step(Some(t(11, 50, 1)), note("dispatched: job=job-42")),
         ];
-        assert_eq!(
-            history_table(&bead, "agent", true, &steps, now, false),
-            example
-        );
+        let history = History {
+            placed: &bead,
+            in_queue: true,
+            paused: None,
+            steps: &steps,
+        };
+        assert_eq!(history_table(&history, "agent", now, false), example);
     }
 }
