@@ -29,9 +29,8 @@ static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
 });
 static SECRET_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[-._a-zA-Z0-9]+$"));
 
-/// Longest suffix the provider appends to `name` for object names
-/// (`-dispatch`), and the CronJob name limit (52 characters).
-const LONGEST_SUFFIX: usize = "-dispatch".len();
+/// The CronJob name limit: 52 characters, since the Jobs it creates add an
+/// 11-character suffix (kube-apiserver's `ValidateCronJobCreate`).
 const CRONJOB_NAME_MAX: usize = 52;
 
 /// A Kubernetes DNS-1123 label (namespaces, object names): at most 63
@@ -72,15 +71,23 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
 }
 
 /// The resource's `name`: a DNS-1123 label short enough that every object
-/// name derived from it (`<name>-dispatch`, ...) fits Kubernetes' limits.
+/// name rendered from it fits Kubernetes' limits: the CronJob names (the
+/// longest is `<name>-dispatcher`) at most 52 characters, the others at
+/// most 63 (they are label values too).
 pub fn object_name(s: &str) -> Result<(), String> {
     dns1123_label(s)?;
-    let max = CRONJOB_NAME_MAX - LONGEST_SUFFIX;
-    if s.len() > max {
-        return Err(format!(
-            "{s:?} is longer than {max} characters; CronJob names derived from it would exceed \
-             Kubernetes' {CRONJOB_NAME_MAX}-character limit"
-        ));
+    let names = crate::k8s::render::Names::new(s);
+    for cron_job in [&names.dispatcher, &names.reaper] {
+        if cron_job.len() > CRONJOB_NAME_MAX {
+            let max = s.len() - (cron_job.len() - CRONJOB_NAME_MAX);
+            return Err(format!(
+                "{s:?} is longer than {max} characters: the CronJob name {cron_job:?} would exceed \
+                 Kubernetes' {CRONJOB_NAME_MAX}-character limit"
+            ));
+        }
+    }
+    for other in [&names.config_map, &names.deployment] {
+        dns1123_label(other).map_err(|e| format!("object name {other:?}: {e}"))?;
     }
     Ok(())
 }
@@ -355,8 +362,12 @@ mod tests {
         assert_eq!(dns1123_subdomain("regcred.team-a"), Ok(()));
         assert!(dns1123_subdomain("a..b").is_err());
         assert!(dns1123_subdomain("UPPER").is_err());
-        assert_eq!(object_name(&"a".repeat(43)), Ok(()));
-        assert!(object_name(&"a".repeat(44)).is_err());
+        assert_eq!(object_name(&"a".repeat(41)), Ok(()));
+        assert_eq!(
+            crate::k8s::render::Names::new(&"a".repeat(41)).dispatcher.len(),
+            52
+        );
+        assert!(object_name(&"a".repeat(42)).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::observe::Live;
-use super::render::{self, Mode, Names, Spec};
+use super::render::{Kind, Names, Object, ObjectId};
 
 /// How long a delete may take before the provider gives up waiting.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -54,12 +54,13 @@ impl std::fmt::Debug for Connection {
 pub enum KubeError {
     #[error("Kubernetes connection: {0}")]
     Connect(String),
-    #[error("{verb} {kind} {namespace}/{name}: {message}")]
+    #[error("{verb} {kind} {namespace}/{name} on the API server {server}: {message}")]
     Object {
         verb: &'static str,
         kind: &'static str,
         namespace: String,
         name: String,
+        server: String,
         message: String,
     },
 }
@@ -68,11 +69,15 @@ impl Connection {
     /// Builds a client. Precedence: `host` (with token or client
     /// certificate), then `config_path` or `KUBE_CONFIG_PATH`, then the
     /// in-cluster service account.
-    pub async fn client(&self) -> Result<Client, KubeError> {
+    /// Also returns the API server's address, for messages.
+    pub async fn client(&self) -> Result<(Client, String), KubeError> {
         let mut config = self.config().await?;
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(REQUEST_TIMEOUT);
-        Client::try_from(config).map_err(|e| KubeError::Connect(e.to_string()))
+        let server = config.cluster_url.to_string();
+        Client::try_from(config)
+            .map(|c| (c, server))
+            .map_err(|e| KubeError::Connect(e.to_string()))
     }
 
     async fn config(&self) -> Result<Config, KubeError> {
@@ -152,7 +157,7 @@ impl Connection {
 #[derive(Default)]
 pub struct Cluster {
     connection: std::sync::RwLock<Option<Connection>>,
-    client: tokio::sync::OnceCell<Client>,
+    client: tokio::sync::OnceCell<(Client, String)>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -171,8 +176,8 @@ impl Cluster {
         }
     }
 
-    /// The client, connecting on first use.
-    pub async fn client(&self) -> Result<Client, KubeError> {
+    /// The client and the API server's address, connecting on first use.
+    pub async fn client(&self) -> Result<(Client, String), KubeError> {
         let connection = self
             .connection
             .read()
@@ -187,7 +192,8 @@ impl Cluster {
 
     /// The objects of one resource.
     pub async fn objects(&self, namespace: &str, name: &str) -> Result<Objects, KubeError> {
-        Ok(Objects::new(self.client().await?, namespace, name))
+        let (client, server) = self.client().await?;
+        Ok(Objects::new(client, server, namespace, name))
     }
 }
 
@@ -207,25 +213,44 @@ fn describe(e: kube::Error) -> String {
             }
             message
         }
-        other => other.to_string(),
+        // Connection failures nest the cause (refused, TLS, DNS) a few
+        // errors deep; name every level so the message says what happened.
+        other => {
+            let mut message = other.to_string();
+            let mut source = std::error::Error::source(&other);
+            while let Some(e) = source {
+                let text = e.to_string();
+                if !message.contains(&text) {
+                    message.push_str(": ");
+                    message.push_str(&text);
+                }
+                source = e.source();
+            }
+            message
+        }
     }
 }
 
 /// The objects of one resource in the cluster.
 pub struct Objects {
     client: Client,
+    server: String,
     namespace: String,
     names: Names,
 }
 
 impl Objects {
-    pub fn new(client: Client, namespace: &str, name: &str) -> Self {
+    /// The objects of resource `name` in `namespace`, through `client`
+    /// (connected to the API server at `server`).
+    pub fn new(client: Client, server: String, namespace: &str, name: &str) -> Self {
         Objects {
             client,
+            server,
             namespace: namespace.to_string(),
             names: Names::new(name),
         }
     }
+
 
     fn api<K>(&self) -> Api<K>
     where
@@ -247,6 +272,7 @@ impl Objects {
             kind,
             namespace: self.namespace.clone(),
             name: name.to_string(),
+            server: self.server.clone(),
             message: describe(e),
         }
     }
@@ -305,38 +331,24 @@ impl Objects {
             .map_err(|e| self.error("applying", kind, name, e))
     }
 
-    /// Applies the ConfigMap first (the pods mount it), then the mode's
-    /// workload objects, then removes the other mode's objects.
-    pub async fn apply(&self, spec: &Spec) -> Result<(), KubeError> {
-        self.apply_one(
-            "ConfigMap",
-            &self.names.config_map,
-            &render::config_map(spec),
-        )
-        .await?;
-        match spec.mode {
-            Mode::CronJob => {
-                self.apply_one("CronJob", &self.names.dispatcher, &render::dispatcher(spec))
-                    .await?;
-                self.apply_one("CronJob", &self.names.reaper, &render::reaper(spec))
-                    .await?;
-                self.delete_one::<Deployment>("Deployment", &self.names.deployment)
-                    .await?;
-            }
-            Mode::Deployment => {
-                self.apply_one(
-                    "Deployment",
-                    &self.names.deployment,
-                    &render::deployment(spec),
-                )
-                .await?;
-                self.delete_one::<CronJob>("CronJob", &self.names.dispatcher)
-                    .await?;
-                self.delete_one::<CronJob>("CronJob", &self.names.reaper)
-                    .await?;
-            }
+    /// Applies one object (server-side apply, field manager
+    /// `terraform-provider-beads`): the single write path of every object.
+    pub async fn apply(&self, object: &Object) -> Result<(), KubeError> {
+        let id = object.id();
+        match object {
+            Object::ConfigMap(o) => self.apply_one("ConfigMap", &id.name, o).await,
+            Object::CronJob(o) => self.apply_one("CronJob", &id.name, o).await,
+            Object::Deployment(o) => self.apply_one("Deployment", &id.name, o).await,
         }
-        Ok(())
+    }
+
+    /// Deletes one object and waits until it is gone.
+    pub async fn delete(&self, id: &ObjectId) -> Result<(), KubeError> {
+        match id.kind {
+            Kind::ConfigMap => self.delete_one::<ConfigMap>("ConfigMap", &id.name).await,
+            Kind::CronJob => self.delete_one::<CronJob>("CronJob", &id.name).await,
+            Kind::Deployment => self.delete_one::<Deployment>("Deployment", &id.name).await,
+        }
     }
 
     async fn delete_one<K>(&self, kind: &'static str, name: &str) -> Result<(), KubeError>
@@ -364,24 +376,12 @@ impl Objects {
                     kind,
                     namespace: self.namespace.clone(),
                     name: name.to_string(),
+                    server: self.server.clone(),
                     message: format!("still present after {}s", DELETE_TIMEOUT.as_secs()),
                 });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         Ok(())
-    }
-
-    /// Deletes every object (workloads first, the ConfigMap they mount last)
-    /// and waits until they are gone.
-    pub async fn delete(&self) -> Result<(), KubeError> {
-        self.delete_one::<CronJob>("CronJob", &self.names.dispatcher)
-            .await?;
-        self.delete_one::<CronJob>("CronJob", &self.names.reaper)
-            .await?;
-        self.delete_one::<Deployment>("Deployment", &self.names.deployment)
-            .await?;
-        self.delete_one::<ConfigMap>("ConfigMap", &self.names.config_map)
-            .await
     }
 }
