@@ -374,18 +374,16 @@ fn new_instance_id() -> String {
 }
 
 /// Whether live object `id` is `state`'s: its ownership annotation names the
-/// state's instance; or it has none and the state already records it
-/// (adopted by import), or the state predates instance ids.
+/// state's instance; or it has none and the state records the object
+/// (adopted by import); or the state predates instance ids altogether.
 fn owns(state: &Autodispatch, id: &ObjectId, live: &serde_json::Value) -> bool {
     match instance_of(live) {
         Some(instance) => state.instance_id.as_deref() == Some(instance),
-        None => {
-            state.instance_id.is_none()
-                || state
-                    .objects
-                    .as_ref()
-                    .is_some_and(|o| o.contains_key(&id.to_string()))
-        }
+        None => match (&state.instance_id, &state.objects) {
+            (None, None) => true,
+            (Some(_), Some(recorded)) => recorded.contains_key(&id.to_string()),
+            _ => false,
+        },
     }
 }
 
@@ -480,6 +478,13 @@ impl AutodispatchResource {
         let spec = state.spec()?;
         let names = Names::new(&state.name);
         let instance = state.instance_id.clone().unwrap_or_default();
+        // What a read-back after a failure starts from: this instance, with
+        // only the objects the prior state records (never a same-named
+        // object this apply refused or did not get to).
+        ctx.writing(&Autodispatch {
+            objects: prior.and_then(|p| p.objects.clone()),
+            ..state.clone()
+        });
         let (objects, live) = self.objects(action, state).await?;
         let rendered = render::objects(&spec);
         for object in &rendered {
@@ -490,7 +495,6 @@ impl AutodispatchResource {
                 return Err(foreign(action, &state.namespace, &id, &l));
             }
         }
-        ctx.writing(state);
         for object in rendered {
             objects
                 .apply(&object.with_instance(&instance))

@@ -117,12 +117,18 @@ async fn update_failing_at_the_second_cron_job_shows_the_rest_next_plan() {
     );
 
     // The state says what exists; the plan shows what is left to do.
-    let state = ws.state_json().unwrap();
-    let tag = &state["values"]["root_module"]["resources"][0]["values"]["image_tag"];
-    assert_eq!(tag, "0.2.0 (dispatcher) / 0.1.0 (reaper)", "{state}");
+    let objects = state_objects(&ws);
+    let image_of = |job: &str| {
+        objects[job]
+            ["spec.jobTemplate.spec.template.spec.containers[name=runner].image"]
+            .clone()
+    };
+    assert_eq!(image_of("cronjob/beads-dispatcher"), "ghcr.io/example/beads-runner:0.2.0");
+    assert_eq!(image_of("cronjob/beads-reaper"), "ghcr.io/example/beads-runner:0.1.0");
     let (changes, plan) = ws.plan(&[]).unwrap();
     assert!(
-        changes && plan.contains(r#""0.2.0 (dispatcher) / 0.1.0 (reaper)" -> "0.2.0""#),
+        changes
+            && plan.contains(r#""ghcr.io/example/beads-runner:0.1.0" -> "ghcr.io/example/beads-runner:0.2.0""#),
         "{plan}"
     );
     ws.apply(&[]).unwrap();
@@ -198,7 +204,8 @@ async fn api_errors_name_the_object_and_the_cause() {
     let text = one_line(&terraform::text(&out));
     assert!(!out.status.success());
     assert!(
-        text.contains("applying ConfigMap no-such-ns/beads-metadata: namespaces \"no-such-ns\" not found (404 NotFound)"),
+        text.contains("applying ConfigMap no-such-ns/beads-metadata on the API server http://127.0.0.1:")
+            && text.contains("namespaces \"no-such-ns\" not found (404 NotFound)"),
         "{text}"
     );
 
@@ -218,6 +225,12 @@ async fn api_errors_name_the_object_and_the_cause() {
     }
     ws.apply(&[]).unwrap();
     assert!(!ws.plan(&[]).unwrap().0);
+}
+
+/// The `objects` attribute of the one resource in the state.
+fn state_objects(ws: &Workspace) -> serde_json::Value {
+    let state = ws.state_json().unwrap();
+    state["values"]["root_module"]["resources"][0]["values"]["objects"].clone()
 }
 
 fn one_line(text: &str) -> String {
