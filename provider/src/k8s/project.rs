@@ -41,7 +41,9 @@ fn merge_key(items: &[Value]) -> Option<&'static str> {
         .find(|k| first.contains_key(*k))
 }
 
-/// `a.b` for plain keys, `a["app.kubernetes.io/name"]` for the rest.
+/// `a.b` for plain keys, `a[app.kubernetes.io/name]` for the rest (no
+/// quotes: Terraform quotes map keys already, and escaped quotes inside
+/// them are hard to read).
 fn child_path(prefix: &str, key: &str) -> String {
     let plain = !key.is_empty()
         && key
@@ -50,7 +52,7 @@ fn child_path(prefix: &str, key: &str) -> String {
     match (prefix.is_empty(), plain) {
         (true, true) => key.to_string(),
         (false, true) => format!("{prefix}.{key}"),
-        (_, false) => format!("{prefix}[{key:?}]"),
+        (_, false) => format!("{prefix}[{key}]"),
     }
 }
 
@@ -115,7 +117,7 @@ mod tests {
     #[test]
     fn flatten_names_each_field_by_path() {
         let f = flatten(&rendered());
-        assert_eq!(f["metadata.labels[\"app.kubernetes.io/name\"]"], "beads");
+        assert_eq!(f["metadata.labels[app.kubernetes.io/name]"], "beads");
         assert_eq!(f["spec.suspend"], "false");
         assert_eq!(f["spec.containers[name=runner].args"], "[\"dispatch\"]");
         assert_eq!(f["spec.containers[name=runner].env[name=A].value"], "1");

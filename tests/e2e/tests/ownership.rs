@@ -95,7 +95,7 @@ async fn a_hand_made_deployment_survives_every_operation_including_destroy() {
     // Switching to deployment mode would take it over: refused, nothing written.
     c.config("  mode = \"deployment\"\n");
     let out = c.ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
-    let text = terraform::text(&out);
+    let text = one_line(&terraform::text(&out));
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains("Deployment beads-server/beads-runner")
@@ -123,7 +123,7 @@ async fn create_refuses_existing_objects_and_import_adopts_them() {
     }));
     c.config("");
     let out = c.ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
-    let text = terraform::text(&out);
+    let text = one_line(&terraform::text(&out));
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains("ConfigMap beads-server/beads-metadata")
@@ -154,7 +154,7 @@ async fn two_configurations_never_share_objects() {
     let other = Workspace::new(&c.ws.terraform, &beads_e2e::bin_dir()).unwrap();
     std::fs::copy(c.ws.work.join("main.tf"), other.work.join("main.tf")).unwrap();
     let out = other.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
-    let text = terraform::text(&out);
+    let text = one_line(&terraform::text(&out));
     assert!(!out.status.success() && text.contains("belongs to another beads_autodispatch instance"), "{text}");
     // Destroying the refused one leaves the first's objects alone.
     other.ok(&["destroy", "-auto-approve", "-no-color"]).unwrap();
@@ -171,7 +171,7 @@ async fn create_before_destroy_replace_is_refused_and_the_cluster_stays_intact()
         .ws
         .run(&["apply", "-auto-approve", "-no-color", "-replace=beads_autodispatch.this"])
         .unwrap();
-    let text = terraform::text(&out);
+    let text = one_line(&terraform::text(&out));
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("create_before_destroy"), "{text}");
     for job in ["beads-dispatcher", "beads-reaper"] {
@@ -179,4 +179,9 @@ async fn create_before_destroy_replace_is_refused_and_the_cluster_stays_intact()
     }
     assert!(c.get("configmap", "beads-metadata").is_some());
     assert!(!c.ws.plan(&[]).unwrap().0);
+}
+
+/// Terraform wraps long details; compare with whitespace collapsed.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
