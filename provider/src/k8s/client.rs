@@ -338,8 +338,34 @@ impl Objects {
         match object {
             Object::ConfigMap(o) => self.apply_one("ConfigMap", &id.name, o).await,
             Object::CronJob(o) => self.apply_one("CronJob", &id.name, o).await,
-            Object::Deployment(o) => self.apply_one("Deployment", &id.name, o).await,
+            Object::Deployment(o) => {
+                self.clear_rolling_update(&id.name).await?;
+                self.apply_one("Deployment", &id.name, o).await
+            }
         }
+    }
+
+    /// A Deployment switched to `RollingUpdate` out of band gets
+    /// `strategy.rollingUpdate` defaulted, owned by whoever switched it; an
+    /// apply of `type: Recreate` alone is then refused (kube-apiserver's
+    /// `ValidateDeploymentStrategy`: rollingUpdate "may not be specified when
+    /// strategy `type` is 'Recreate'"). A merge patch removes both together.
+    async fn clear_rolling_update(&self, name: &str) -> Result<(), KubeError> {
+        let live = self.get::<Deployment>("Deployment", name).await?;
+        let has_rolling_update = live
+            .and_then(|d| d.spec?.strategy?.rolling_update)
+            .is_some();
+        if !has_rolling_update {
+            return Ok(());
+        }
+        let patch = serde_json::json!({
+            "spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}}
+        });
+        self.api::<Deployment>()
+            .patch(name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("applying", "Deployment", name, e))
     }
 
     /// Deletes one object and waits until it is gone.

@@ -32,13 +32,16 @@ pub fn project(rendered: &Value, live: Option<&Value>) -> Fields {
     out
 }
 
-/// The merge key of a list of objects (Kubernetes' `patchMergeKey`s for the
-/// lists this provider renders), or `None` for an atomic list.
-fn merge_key(items: &[Value]) -> Option<&'static str> {
+/// The merge key of list `field` (Kubernetes' `patchMergeKey` for the lists
+/// this provider renders), or `None` for an atomic list.
+fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     let first = items.first()?.as_object()?;
-    ["name", "mountPath", "containerPort"]
-        .into_iter()
-        .find(|k| first.contains_key(*k))
+    let key = match field {
+        "volumeMounts" => "mountPath",
+        "ports" => "containerPort",
+        _ => "name",
+    };
+    first.contains_key(key).then_some(key)
 }
 
 /// `a.b` for plain keys, `a[app.kubernetes.io/name]` for the rest (no
@@ -64,20 +67,24 @@ fn leaf(v: &Value) -> String {
 }
 
 fn walk(rendered: &Value, live: Option<&Value>, path: String, out: &mut Fields) {
+    walk_field("", rendered, live, path, out);
+}
+
+fn walk_field(field: &str, rendered: &Value, live: Option<&Value>, path: String, out: &mut Fields) {
     match rendered {
         Value::Object(fields) if !fields.is_empty() => {
             for (k, r) in fields {
                 let l = live.and_then(|l| l.get(k));
-                walk(r, l, child_path(&path, k), out);
+                walk_field(k, r, l, child_path(&path, k), out);
             }
         }
-        Value::Array(items) => match merge_key(items) {
+        Value::Array(items) => match merge_key(field, items) {
             Some(key) => {
                 let live_items = live.and_then(Value::as_array);
                 for item in items {
                     let id = &item[key];
                     let l = live_items.and_then(|ls| ls.iter().find(|l| &l[key] == id));
-                    walk(item, l, format!("{path}[{key}={}]", leaf(id)), out);
+                    walk_field("", item, l, format!("{path}[{key}={}]", leaf(id)), out);
                 }
             }
             None => {
@@ -107,6 +114,7 @@ mod tests {
                 "containers": [{
                     "name": "runner",
                     "args": ["dispatch"],
+                    "volumeMounts": [{"name": "m", "mountPath": "/m"}],
                     "env": [{"name": "A", "value": "1"}],
                 }],
                 "imagePullSecrets": [{"name": "reg"}],
@@ -122,7 +130,8 @@ mod tests {
         assert_eq!(f["spec.containers[name=runner].args"], "[\"dispatch\"]");
         assert_eq!(f["spec.containers[name=runner].env[name=A].value"], "1");
         assert_eq!(f["spec.imagePullSecrets[name=reg].name"], "reg");
-        assert_eq!(f.len(), 8);
+        assert_eq!(f["spec.containers[name=runner].volumeMounts[mountPath=/m].name"], "m");
+        assert_eq!(f.len(), 10);
     }
 
     #[test]

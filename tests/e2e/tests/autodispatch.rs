@@ -240,7 +240,6 @@ async fn out_of_band_changes_to_owned_fields_show_by_object_and_field_and_apply_
         let r = "cronjob/beads-reaper";
         let d = "cronjob/beads-dispatcher";
         for (object, path, from, to) in [
-            (r, format!("{RUNNER}.args"), r#"["dispatch"]"#, r#"["reap"]"#),
             (r, format!("{RUNNER}.image"), "ghcr.io/example/beads-runner:0.0.9", "ghcr.io/example/beads-runner:0.1.0"),
             (r, "spec.suspend".into(), "true", "false"),
             (r, "spec.schedule".into(), "0 * * * *", "*/10 * * * *"),
@@ -252,14 +251,20 @@ async fn out_of_band_changes_to_owned_fields_show_by_object_and_field_and_apply_
             (d, format!("{RUNNER}.resources.limits.memory"), "1Gi", "64Mi"),
             (d, format!("{RUNNER}.securityContext.readOnlyRootFilesystem"), "false", "true"),
             (d, format!("{RUNNER}.volumeMounts[mountPath=/etc/beads-metadata].readOnly"), "false", "true"),
-            (d, format!("{RUNNER}.command"), r#"["/bin/sh"]"#, r#"["/usr/local/bin/beads-runner"]"#),
             (d, format!("{POD}.securityContext.runAsUser"), "0", "65532"),
             (d, format!("{POD}.volumes[name=beads-metadata].configMap.name"), "other", "beads-metadata"),
             (d, "metadata.labels[app.kubernetes.io/component]".into(), "x", "dispatcher"),
         ] {
             assert!(shows(&plan, object, &path, from, to), "{object} {path}: {from} -> {to}\n{plan}");
         }
-        assert!(plan.contains("configmap/beads-metadata") && plan.contains("elsewhere"), "{plan}");
+        // Lists (args, command) and JSON data show as jsonencode diffs.
+        for (path, change) in [
+            (format!("{RUNNER}.args"), r#""dispatch" -> "reap""#),
+            (format!("{RUNNER}.command"), r#""/bin/sh" -> "/usr/local/bin/beads-runner""#),
+            ("data[metadata.json]".to_string(), r#""elsewhere" -> "dolt.beads-server.svc.cluster.local""#),
+        ] {
+            assert!(plan.contains(&format!("{path:?}")) && plan.contains(change), "{path}\n{plan}");
+        }
         // The user's own attributes keep their configured meaning.
         assert!(!plan.contains("~ image_tag") && !plan.contains("~ enabled"), "{plan}");
         c.ws.apply(&[]).unwrap();
