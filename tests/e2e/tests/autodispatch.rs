@@ -258,12 +258,15 @@ async fn out_of_band_changes_to_owned_fields_show_by_object_and_field_and_apply_
             assert!(shows(&plan, object, &path, from, to), "{object} {path}: {from} -> {to}\n{plan}");
         }
         // Lists (args, command) and JSON data show as jsonencode diffs.
-        for (path, change) in [
-            (format!("{RUNNER}.args"), r#""dispatch" -> "reap""#),
-            (format!("{RUNNER}.command"), r#""/bin/sh" -> "/usr/local/bin/beads-runner""#),
-            ("data[metadata.json]".to_string(), r#""elsewhere" -> "dolt.beads-server.svc.cluster.local""#),
+        // (Terraform 1.0 shows a changed list element as a removal and an addition.)
+        for (path, from, to) in [
+            (format!("{RUNNER}.args"), "dispatch", "reap"),
+            (format!("{RUNNER}.command"), "/bin/sh", "/usr/local/bin/beads-runner"),
+            ("data[metadata.json]".to_string(), "elsewhere", "dolt.beads-server.svc.cluster.local"),
         ] {
-            assert!(plan.contains(&format!("{path:?}")) && plan.contains(change), "{path}\n{plan}");
+            let changed = plan.contains(&format!("{from:?} -> {to:?}"))
+                || (plan.contains(&format!("- {from:?}")) && plan.contains(&format!("+ {to:?}")));
+            assert!(plan.contains(&format!("{path:?}")) && changed, "{path}\n{plan}");
         }
         // The user's own attributes keep their configured meaning.
         assert!(!plan.contains("~ image_tag") && !plan.contains("~ enabled"), "{plan}");
