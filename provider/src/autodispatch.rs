@@ -396,7 +396,9 @@ fn foreign(action: &str, namespace: &str, id: &ObjectId, live: &serde_json::Valu
              namespace and name, so new objects cannot exist beside the old ones; remove \
              create_before_destroy from this resource"
         ),
-        None => format!("it has no {INSTANCE_ANNOTATION} annotation: it was not created by this resource"),
+        None => format!(
+            "it has no {INSTANCE_ANNOTATION} annotation: it was not created by this resource"
+        ),
     };
     let (kind, name) = (id.kind.as_str(), &id.name);
     let resource = name
@@ -417,7 +419,10 @@ fn foreign(action: &str, namespace: &str, id: &ObjectId, live: &serde_json::Valu
 /// they are live. Objects of the other mode are included when they are
 /// this instance's (e.g. left over by a failed mode switch), so the plan
 /// shows them going.
-fn owned_fields(state: &Autodispatch, live: &Live) -> Result<BTreeMap<String, Fields>, Diagnostics> {
+fn owned_fields(
+    state: &Autodispatch,
+    live: &Live,
+) -> Result<BTreeMap<String, Fields>, Diagnostics> {
     let spec = state.spec()?;
     let names = Names::new(&state.name);
     let mut out = BTreeMap::new();
@@ -454,7 +459,11 @@ impl AutodispatchResource {
         AutodispatchResource { cluster }
     }
 
-    async fn objects(&self, action: &str, state: &Autodispatch) -> Result<(Objects, Live), Diagnostics> {
+    async fn objects(
+        &self,
+        action: &str,
+        state: &Autodispatch,
+    ) -> Result<(Objects, Live), Diagnostics> {
         let objects = self
             .cluster
             .objects(&state.namespace, &state.name)
@@ -509,7 +518,10 @@ impl AutodispatchResource {
                 if let Some(l) = live.json(&names, &id)
                     && owns(prior, &id, &l)
                 {
-                    objects.delete(&id).await.map_err(|e| kube_diag(action, e))?;
+                    objects
+                        .delete(&id)
+                        .await
+                        .map_err(|e| kube_diag(action, e))?;
                 }
             }
         }
@@ -766,7 +778,10 @@ pub fn validate_config(config: &Value, diags: &mut Diagnostics) {
                 diags.error_at(
                     o.path_of("image_pull_secrets").and_index(i as i64),
                     "Invalid image_pull_secrets",
-                    format!("{:?} is listed twice; each secret name may appear once", item.as_str().unwrap_or_default()),
+                    format!(
+                        "{:?} is listed twice; each secret name may appear once",
+                        item.as_str().unwrap_or_default()
+                    ),
                 );
                 continue;
             }
@@ -901,7 +916,10 @@ impl Resource for AutodispatchResource {
         planned: Autodispatch,
     ) -> Result<Autodispatch, Diagnostics> {
         let mut state = planned.with_computed();
-        state.instance_id = prior.instance_id.clone().or_else(|| Some(new_instance_id()));
+        state.instance_id = prior
+            .instance_id
+            .clone()
+            .or_else(|| Some(new_instance_id()));
         self.write(ctx, "update", Some(&prior), &state).await?;
         Ok(state)
     }
@@ -915,7 +933,10 @@ impl Resource for AutodispatchResource {
             if let Some(l) = live.json(&names, &id)
                 && owns(&prior, &id, &l)
             {
-                objects.delete(&id).await.map_err(|e| kube_diag("delete", e))?;
+                objects
+                    .delete(&id)
+                    .await
+                    .map_err(|e| kube_diag("delete", e))?;
             }
         }
         Ok(())
@@ -997,7 +1018,12 @@ fn plan_computed(plan: &mut PlanContext<'_>) {
             *v = Value::Null;
         }
     }
-    if !plan.is_create() && plan.prior().get_attr("instance_id").is_none_or(Value::is_null) {
+    if !plan.is_create()
+        && plan
+            .prior()
+            .get_attr("instance_id")
+            .is_none_or(Value::is_null)
+    {
         // A state from before instance ids: update makes one.
         plan.set_unknown("instance_id");
     }
@@ -1008,7 +1034,9 @@ fn plan_computed(plan: &mut PlanContext<'_>) {
                 if name == "instance_id" {
                     continue;
                 }
-                if let (Some(slot), Some(v)) = (plan.planned.get_attr_mut(name), computed.get_attr(name)) {
+                if let (Some(slot), Some(v)) =
+                    (plan.planned.get_attr_mut(name), computed.get_attr(name))
+                {
                     *slot = v.clone();
                 }
             }

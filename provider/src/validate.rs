@@ -364,7 +364,9 @@ mod tests {
         assert!(dns1123_subdomain("UPPER").is_err());
         assert_eq!(object_name(&"a".repeat(41)), Ok(()));
         assert_eq!(
-            crate::k8s::render::Names::new(&"a".repeat(41)).dispatcher.len(),
+            crate::k8s::render::Names::new(&"a".repeat(41))
+                .dispatcher
+                .len(),
             52
         );
         assert!(object_name(&"a".repeat(42)).is_err());

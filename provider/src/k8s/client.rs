@@ -54,12 +54,12 @@ impl std::fmt::Debug for Connection {
 pub enum KubeError {
     #[error("Kubernetes connection: {0}")]
     Connect(String),
-    #[error("{verb} {kind} {namespace}/{name} on the API server {server}: {message}")]
+    #[error("{verb} {kind} {object} on the API server {server}: {message}")]
     Object {
         verb: &'static str,
         kind: &'static str,
-        namespace: String,
-        name: String,
+        /// `<namespace>/<name>`.
+        object: String,
         server: String,
         message: String,
     },
@@ -251,7 +251,6 @@ impl Objects {
         }
     }
 
-
     fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -270,8 +269,7 @@ impl Objects {
         KubeError::Object {
             verb,
             kind,
-            namespace: self.namespace.clone(),
-            name: name.to_string(),
+            object: format!("{}/{name}", self.namespace),
             server: self.server.clone(),
             message: describe(e),
         }
@@ -336,11 +334,11 @@ impl Objects {
     pub async fn apply(&self, object: &Object) -> Result<(), KubeError> {
         let id = object.id();
         match object {
-            Object::ConfigMap(o) => self.apply_one("ConfigMap", &id.name, o).await,
-            Object::CronJob(o) => self.apply_one("CronJob", &id.name, o).await,
+            Object::ConfigMap(o) => self.apply_one("ConfigMap", &id.name, o.as_ref()).await,
+            Object::CronJob(o) => self.apply_one("CronJob", &id.name, o.as_ref()).await,
             Object::Deployment(o) => {
                 self.clear_rolling_update(&id.name).await?;
-                self.apply_one("Deployment", &id.name, o).await
+                self.apply_one("Deployment", &id.name, o.as_ref()).await
             }
         }
     }
@@ -400,8 +398,7 @@ impl Objects {
                 return Err(KubeError::Object {
                     verb: "deleting",
                     kind,
-                    namespace: self.namespace.clone(),
-                    name: name.to_string(),
+                    object: format!("{}/{name}", self.namespace),
                     server: self.server.clone(),
                     message: format!("still present after {}s", DELETE_TIMEOUT.as_secs()),
                 });

@@ -7,7 +7,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec};
 
-use super::render::{CONTAINER, INSTANCE_ANNOTATION, Kind, Mode, Names, ObjectId, Spec, split_image_ref};
+use super::render::{
+    CONTAINER, INSTANCE_ANNOTATION, Kind, Mode, Names, ObjectId, Spec, split_image_ref,
+};
 
 /// The objects of one `beads_autodispatch` as the cluster holds them.
 #[derive(Debug, Clone, Default)]
@@ -96,27 +98,21 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
     }
     let mut seen = prior.clone();
 
-    match &live.config_map {
-        Some(cm) => {
-            let text = cm
-                .data
-                .as_ref()
-                .and_then(|d| d.get(beads_contract::defaults::METADATA_FILE));
-            match text.map(|t| Metadata::parse(t)) {
-                Some(Ok(meta)) => {
-                    seen.dolt.host = meta.host().to_string();
-                    seen.dolt.port = meta.port();
-                    seen.dolt.user = meta.user().to_string();
-                    seen.dolt.database = meta.database_name().to_string();
-                    seen.dolt.project_id = meta.project_id.clone().filter(|p| !p.is_empty());
-                    seen.dolt.tls = meta.dolt_server_tls.unwrap_or(false);
-                }
-                // Unreadable: keep the prior values; the projection of the
-                // ConfigMap's data shows the difference.
-                _ => {}
-            }
+    // Missing or unreadable: the prior values stay; the projection of the
+    // ConfigMap's data shows the difference.
+    if let Some(cm) = &live.config_map {
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(beads_contract::defaults::METADATA_FILE));
+        if let Some(Ok(meta)) = text.map(|t| Metadata::parse(t)) {
+            seen.dolt.host = meta.host().to_string();
+            seen.dolt.port = meta.port();
+            seen.dolt.user = meta.user().to_string();
+            seen.dolt.database = meta.database_name().to_string();
+            seen.dolt.project_id = meta.project_id.clone().filter(|p| !p.is_empty());
+            seen.dolt.tls = meta.dolt_server_tls.unwrap_or(false);
         }
-        None => {}
     }
 
     match prior.mode {
@@ -154,8 +150,8 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
                 read_pod(&mut seen, cron_pod(cj), c);
             }
         }
-        Mode::Deployment => match &live.deployment {
-            Some(dep) => {
+        Mode::Deployment => {
+            if let Some(dep) = &live.deployment {
                 let replicas = dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
                 seen.enabled = replicas > 0;
                 if let Some(c) = deployment_container(dep) {
@@ -172,8 +168,7 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
                     }
                 }
             }
-            None => {}
-        },
+        }
     }
     Some(seen)
 }
@@ -286,5 +281,4 @@ mod tests {
         assert_eq!(seen.dolt, s.dolt);
         assert_eq!(observe(&s, &Live::default()), None);
     }
-
 }

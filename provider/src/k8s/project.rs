@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(f["spec.containers[name=runner].args"], "[\"dispatch\"]");
         assert_eq!(f["spec.containers[name=runner].env[name=A].value"], "1");
         assert_eq!(f["spec.imagePullSecrets[name=reg].name"], "reg");
-        assert_eq!(f["spec.containers[name=runner].volumeMounts[mountPath=/m].name"], "m");
+        assert_eq!(
+            f["spec.containers[name=runner].volumeMounts[mountPath=/m].name"],
+            "m"
+        );
         assert_eq!(f.len(), 10);
     }
 
@@ -141,11 +144,12 @@ mod tests {
         live["metadata"]["annotations"] = json!({"a": "b"});
         live["spec"]["dnsConfig"] = json!({"options": []});
         live["spec"]["imagePullSecrets"] = json!([{"name": "other"}, {"name": "reg"}]);
-        live["spec"]["containers"][0]["env"] = json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]);
-        live["spec"]["containers"]
-            .as_array_mut()
-            .unwrap()
-            .insert(0, json!({"name": "sidecar", "env": [{"name": "C", "value": "3"}]}));
+        live["spec"]["containers"][0]["env"] =
+            json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]);
+        live["spec"]["containers"].as_array_mut().unwrap().insert(
+            0,
+            json!({"name": "sidecar", "env": [{"name": "C", "value": "3"}]}),
+        );
         assert_eq!(project(&rendered(), Some(&live)), flatten(&rendered()));
     }
 

@@ -165,9 +165,9 @@ impl std::fmt::Display for ObjectId {
 /// A rendered object, typed by kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
-    ConfigMap(ConfigMap),
-    CronJob(CronJob),
-    Deployment(Deployment),
+    ConfigMap(Box<ConfigMap>),
+    CronJob(Box<CronJob>),
+    Deployment(Box<Deployment>),
 }
 
 impl Object {
@@ -216,13 +216,13 @@ pub const INSTANCE_ANNOTATION: &str = "beads-autodispatch/instance-id";
 pub fn objects(spec: &Spec) -> Vec<Object> {
     match spec.mode {
         Mode::CronJob => vec![
-            Object::ConfigMap(config_map(spec)),
-            Object::CronJob(dispatcher(spec)),
-            Object::CronJob(reaper(spec)),
+            Object::ConfigMap(Box::new(config_map(spec))),
+            Object::CronJob(Box::new(dispatcher(spec))),
+            Object::CronJob(Box::new(reaper(spec))),
         ],
         Mode::Deployment => vec![
-            Object::ConfigMap(config_map(spec)),
-            Object::Deployment(deployment(spec)),
+            Object::ConfigMap(Box::new(config_map(spec))),
+            Object::Deployment(Box::new(deployment(spec))),
         ],
     }
 }

@@ -307,17 +307,38 @@ async fn kill_switch_drift_survives_a_saved_refresh() {
         c.config(&resource(""));
         let off = "-var=beads_dispatcher_enabled=false";
         c.ws.apply(&[off]).unwrap();
-        c.kubectl(&["patch", "cronjob/beads-dispatcher", "-p", r#"{"spec":{"suspend":false}}"#]);
+        c.kubectl(&[
+            "patch",
+            "cronjob/beads-dispatcher",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ]);
         if old {
             c.ws.ok(&["refresh", "-no-color", off]).unwrap();
         } else {
-            c.ws.ok(&["apply", "-refresh-only", "-auto-approve", "-no-color", off]).unwrap();
+            c.ws.ok(&["apply", "-refresh-only", "-auto-approve", "-no-color", off])
+                .unwrap();
         }
         let (changes, plan) = c.ws.plan(&[off]).unwrap();
-        assert!(changes, "a dispatcher runs against the kill switch:\n{plan}");
-        assert!(shows(&plan, "cronjob/beads-dispatcher", "spec.suspend", "false", "true"), "{plan}");
+        assert!(
+            changes,
+            "a dispatcher runs against the kill switch:\n{plan}"
+        );
+        assert!(
+            shows(
+                &plan,
+                "cronjob/beads-dispatcher",
+                "spec.suspend",
+                "false",
+                "true"
+            ),
+            "{plan}"
+        );
         c.ws.apply(&[off]).unwrap();
-        assert_eq!(c.get("cronjob", "beads-dispatcher").unwrap()["spec"]["suspend"], true);
+        assert_eq!(
+            c.get("cronjob", "beads-dispatcher").unwrap()["spec"]["suspend"],
+            true
+        );
         assert!(!c.ws.plan(&[off]).unwrap().0);
     })
     .await;
@@ -364,11 +385,17 @@ async fn image_pull_secrets_empty_and_unset_agree_and_duplicates_are_refused() {
     c.config(&resource("  image_pull_secrets = [\"a\", \"a\"]\n"));
     let out = c.ws.run(&["plan", "-no-color"]).unwrap();
     let text = terraform::text(&out);
-    assert!(!out.status.success() && text.contains("listed twice"), "{text}");
+    assert!(
+        !out.status.success() && text.contains("listed twice"),
+        "{text}"
+    );
     c.config(&resource("  image_pull_secrets = [\"a\", \"b\"]\n"));
     c.ws.apply(&[]).unwrap();
     let cj = c.get("cronjob", "beads-dispatcher").unwrap();
-    assert_eq!(beads_e2e::local_pod::cron_job_pod(&cj)["imagePullSecrets"], serde_json::json!([{"name": "a"}, {"name": "b"}]));
+    assert_eq!(
+        beads_e2e::local_pod::cron_job_pod(&cj)["imagePullSecrets"],
+        serde_json::json!([{"name": "a"}, {"name": "b"}])
+    );
     assert!(!c.ws.plan(&[]).unwrap().0);
 }
 
@@ -378,12 +405,29 @@ async fn deployment_replicas_and_strategy_drift_show_and_are_repaired() {
         let c = Case::new(&tf).await;
         c.config(&resource("  mode = \"deployment\"\n"));
         c.ws.apply(&[]).unwrap();
-        c.kubectl(&["patch", "deployment/beads-runner", "--type=merge", "-p",
-            r#"{"spec":{"replicas":3,"strategy":{"type":"RollingUpdate"}}}"#]);
+        c.kubectl(&[
+            "patch",
+            "deployment/beads-runner",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":3,"strategy":{"type":"RollingUpdate"}}}"#,
+        ]);
         let (changes, plan) = c.ws.plan(&[]).unwrap();
         assert!(changes, "{plan}");
-        assert!(shows(&plan, "deployment/beads-runner", "spec.replicas", "3", "1"), "{plan}");
-        assert!(shows(&plan, "deployment/beads-runner", "spec.strategy.type", "RollingUpdate", "Recreate"), "{plan}");
+        assert!(
+            shows(&plan, "deployment/beads-runner", "spec.replicas", "3", "1"),
+            "{plan}"
+        );
+        assert!(
+            shows(
+                &plan,
+                "deployment/beads-runner",
+                "spec.strategy.type",
+                "RollingUpdate",
+                "Recreate"
+            ),
+            "{plan}"
+        );
         c.ws.apply(&[]).unwrap();
         let d = c.get("deployment", "beads-runner").unwrap();
         assert_eq!(d["spec"]["replicas"], 1);

@@ -119,16 +119,22 @@ async fn update_failing_at_the_second_cron_job_shows_the_rest_next_plan() {
     // The state says what exists; the plan shows what is left to do.
     let objects = state_objects(&ws);
     let image_of = |job: &str| {
-        objects[job]
-            ["spec.jobTemplate.spec.template.spec.containers[name=runner].image"]
-            .clone()
+        objects[job]["spec.jobTemplate.spec.template.spec.containers[name=runner].image"].clone()
     };
-    assert_eq!(image_of("cronjob/beads-dispatcher"), "ghcr.io/example/beads-runner:0.2.0");
-    assert_eq!(image_of("cronjob/beads-reaper"), "ghcr.io/example/beads-runner:0.1.0");
+    assert_eq!(
+        image_of("cronjob/beads-dispatcher"),
+        "ghcr.io/example/beads-runner:0.2.0"
+    );
+    assert_eq!(
+        image_of("cronjob/beads-reaper"),
+        "ghcr.io/example/beads-runner:0.1.0"
+    );
     let (changes, plan) = ws.plan(&[]).unwrap();
     assert!(
         changes
-            && plan.contains(r#""ghcr.io/example/beads-runner:0.1.0" -> "ghcr.io/example/beads-runner:0.2.0""#),
+            && plan.contains(
+                r#""ghcr.io/example/beads-runner:0.1.0" -> "ghcr.io/example/beads-runner:0.2.0""#
+            ),
         "{plan}"
     );
     ws.apply(&[]).unwrap();
@@ -212,8 +218,9 @@ async fn api_errors_name_the_object_and_the_cause() {
     let text = one_line(&terraform::text(&out));
     assert!(!out.status.success());
     assert!(
-        text.contains("applying ConfigMap no-such-ns/beads-metadata on the API server http://127.0.0.1:")
-            && text.contains("namespaces \"no-such-ns\" not found (404 NotFound)"),
+        text.contains(
+            "applying ConfigMap no-such-ns/beads-metadata on the API server http://127.0.0.1:"
+        ) && text.contains("namespaces \"no-such-ns\" not found (404 NotFound)"),
         "{text}"
     );
 
@@ -263,7 +270,12 @@ fn recorded(ws: &Workspace) -> Vec<String> {
 /// The objects the cluster holds, named as the state names them.
 fn existing(cluster: &Cluster) -> Vec<String> {
     ALL.iter()
-        .filter(|(kind, name)| cluster.get_json("beads-server", kind, name).unwrap().is_some())
+        .filter(|(kind, name)| {
+            cluster
+                .get_json("beads-server", kind, name)
+                .unwrap()
+                .is_some()
+        })
         .map(|(kind, name)| format!("{kind}/{name}"))
         .collect()
 }
@@ -291,9 +303,20 @@ async fn each_write_failing(
         let out = ws.run(command).unwrap();
         let text = one_line(&terraform::text(&out));
         assert!(!out.status.success(), "{phase} {verb} {name}: {text}");
-        assert!(text.contains(name) && text.contains("injected failure"), "{phase} {verb} {name}: {text}");
-        assert_eq!(text.matches("Error:").count(), 1, "one diagnostic per failure: {text}");
-        assert_eq!(recorded(&ws), existing(&cluster), "{phase}: {verb} {resource}/{name} failed");
+        assert!(
+            text.contains(name) && text.contains("injected failure"),
+            "{phase} {verb} {name}: {text}"
+        );
+        assert_eq!(
+            text.matches("Error:").count(),
+            1,
+            "one diagnostic per failure: {text}"
+        );
+        assert_eq!(
+            recorded(&ws),
+            existing(&cluster),
+            "{phase}: {verb} {resource}/{name} failed"
+        );
         ws.ok(command).unwrap();
         if command[0] == "destroy" {
             assert_eq!(existing(&cluster), Vec::<String>::new());

@@ -108,7 +108,9 @@ async fn a_hand_made_deployment_survives_every_operation_including_destroy() {
     c.ws.ok(&["destroy", "-auto-approve", "-no-color"]).unwrap();
     assert!(c.get("cronjob", "beads-dispatcher").is_none());
     assert!(c.get("configmap", "beads-metadata").is_none());
-    let d = c.get("deployment", "beads-runner").expect("the hand-made Deployment survives");
+    let d = c
+        .get("deployment", "beads-runner")
+        .expect("the hand-made Deployment survives");
     assert_eq!(d["metadata"]["labels"]["made-by"], "hand");
     assert_eq!(d["spec"]["replicas"], 1);
 }
@@ -131,17 +133,45 @@ async fn create_refuses_existing_objects_and_import_adopts_them() {
         "{text}"
     );
     // Nothing written, nothing recorded.
-    assert_eq!(c.get("configmap", "beads-metadata").unwrap()["data"]["metadata.json"], "{}");
+    assert_eq!(
+        c.get("configmap", "beads-metadata").unwrap()["data"]["metadata.json"],
+        "{}"
+    );
     assert!(c.get("cronjob", "beads-dispatcher").is_none());
-    assert!(c.ws.run(&["state", "list"]).map(|o| terraform::text(&o)).unwrap().trim().is_empty());
+    assert!(
+        c.ws.run(&["state", "list"])
+            .map(|o| terraform::text(&o))
+            .unwrap()
+            .trim()
+            .is_empty()
+    );
 
-    c.ws.ok(&["import", "-no-color", "beads_autodispatch.this", "beads-server/beads"]).unwrap();
+    c.ws.ok(&[
+        "import",
+        "-no-color",
+        "beads_autodispatch.this",
+        "beads-server/beads",
+    ])
+    .unwrap();
     let (changes, plan) = c.ws.plan(&[]).unwrap();
-    assert!(changes && plan.contains("configmap/beads-metadata") && plan.contains("+ \"cronjob/beads-dispatcher\""), "{plan}");
+    assert!(
+        changes
+            && plan.contains("configmap/beads-metadata")
+            && plan.contains("+ \"cronjob/beads-dispatcher\""),
+        "{plan}"
+    );
     c.ws.apply(&[]).unwrap();
     let cm = c.get("configmap", "beads-metadata").unwrap();
-    assert!(cm["data"]["metadata.json"].as_str().unwrap().contains("dolt.beads-server"));
-    assert!(cm["metadata"]["annotations"]["beads-autodispatch/instance-id"].is_string(), "{cm}");
+    assert!(
+        cm["data"]["metadata.json"]
+            .as_str()
+            .unwrap()
+            .contains("dolt.beads-server")
+    );
+    assert!(
+        cm["metadata"]["annotations"]["beads-autodispatch/instance-id"].is_string(),
+        "{cm}"
+    );
     assert!(!c.ws.plan(&[]).unwrap().0);
 }
 
@@ -155,9 +185,14 @@ async fn two_configurations_never_share_objects() {
     std::fs::copy(c.ws.work.join("main.tf"), other.work.join("main.tf")).unwrap();
     let out = other.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
     let text = one_line(&terraform::text(&out));
-    assert!(!out.status.success() && text.contains("belongs to another beads_autodispatch instance"), "{text}");
+    assert!(
+        !out.status.success() && text.contains("belongs to another beads_autodispatch instance"),
+        "{text}"
+    );
     // Destroying the refused one leaves the first's objects alone.
-    other.ok(&["destroy", "-auto-approve", "-no-color"]).unwrap();
+    other
+        .ok(&["destroy", "-auto-approve", "-no-color"])
+        .unwrap();
     assert!(c.get("cronjob", "beads-dispatcher").is_some());
     assert!(!c.ws.plan(&[]).unwrap().0);
 }
@@ -167,9 +202,13 @@ async fn create_before_destroy_replace_is_refused_and_the_cluster_stays_intact()
     let c = Case::new().await;
     c.config("  lifecycle {\n    create_before_destroy = true\n  }\n");
     c.ws.apply(&[]).unwrap();
-    let out = c
-        .ws
-        .run(&["apply", "-auto-approve", "-no-color", "-replace=beads_autodispatch.this"])
+    let out =
+        c.ws.run(&[
+            "apply",
+            "-auto-approve",
+            "-no-color",
+            "-replace=beads_autodispatch.this",
+        ])
         .unwrap();
     let text = one_line(&terraform::text(&out));
     assert!(!out.status.success(), "{text}");

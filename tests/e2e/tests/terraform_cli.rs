@@ -105,7 +105,11 @@ fn plan_shows_defaults_and_computed_attributes_known_at_plan_time() {
             r#"+ "cronjob/beads-reaper""#,
             r#"+ "spec.suspend""#,
         ] {
-            assert!(out.contains(known), "{}: {known:?} missing:\n{out}", version_of(&tf));
+            assert!(
+                out.contains(known),
+                "{}: {known:?} missing:\n{out}",
+                version_of(&tf)
+            );
         }
         for default in [
             r#"image_tag           = "0.1.0""#,
@@ -137,7 +141,10 @@ fn metadata_json_is_known_when_only_other_inputs_are_not() {
     let out = terraform::text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("metadata_json       = jsonencode("), "{out}");
-    assert!(out.contains("objects             = (known after apply)"), "{out}");
+    assert!(
+        out.contains("objects             = (known after apply)"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -633,13 +633,14 @@ impl ProviderService {
         let probe = written.clone().unwrap_or_else(|| unknowns_to_null(planned));
         let fresh = Ctx::new(CancelToken::new());
         let read = tokio::time::timeout(READ_BACK_DEADLINE, e.resource.read(&fresh, &probe)).await;
-        let keep = |v: &Value, diags: Diagnostics| match encode(v, &e.ty, "state after a failed apply") {
-            Ok(dv) => (Some(dv), diags),
-            Err(mut d) => {
-                d.extend(diags);
-                (prior.clone(), d)
-            }
-        };
+        let keep =
+            |v: &Value, diags: Diagnostics| match encode(v, &e.ty, "state after a failed apply") {
+                Ok(dv) => (Some(dv), diags),
+                Err(mut d) => {
+                    d.extend(diags);
+                    (prior.clone(), d)
+                }
+            };
         match read {
             Ok(Ok(v)) if v.is_null() => (None, diags),
             Ok(Ok(v)) => keep(&v, diags),
