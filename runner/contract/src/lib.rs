@@ -5,6 +5,7 @@
 //! crosses that boundary — the `metadata.json` shape, environment variable
 //! names, subcommands, note texts and label names — is defined here once.
 
+pub mod cron;
 pub mod defaults;
 pub mod duration;
 pub mod env;
