@@ -165,4 +165,69 @@ mod tests {
         assert!(!p.contains_key("spec.containers[name=runner].env[name=A].value"));
         assert!(project(&rendered(), None).is_empty());
     }
+
+    /// Every leaf of `v`, changed one at a time.
+    fn each_leaf_changed(v: &Value) -> Vec<Value> {
+        fn paths(v: &Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
+            match v {
+                Value::Object(m) if !m.is_empty() => {
+                    for (k, x) in m {
+                        let mut p = at.clone();
+                        p.push(k.clone());
+                        paths(x, p, out);
+                    }
+                }
+                Value::Array(xs) if xs.iter().all(Value::is_object) && !xs.is_empty() => {
+                    for (i, x) in xs.iter().enumerate() {
+                        let mut p = at.clone();
+                        p.push(i.to_string());
+                        paths(x, p, out);
+                    }
+                }
+                _ => out.push(at),
+            }
+        }
+        let mut all = Vec::new();
+        paths(v, Vec::new(), &mut all);
+        all.into_iter()
+            .map(|p| {
+                let mut changed = v.clone();
+                let pointer = p
+                    .iter()
+                    .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+                    .collect::<String>();
+                let slot = changed.pointer_mut(&pointer).unwrap();
+                *slot = match slot {
+                    Value::String(s) => Value::String(format!("{s}-changed")),
+                    Value::Bool(b) => Value::Bool(!*b),
+                    Value::Number(n) => json!(n.as_i64().unwrap_or_default() + 1),
+                    _ => json!(["changed"]),
+                };
+                changed
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_change_to_any_field_the_provider_renders_shows() {
+        use crate::k8s::render::{self, Mode, tests::spec};
+        for mode in [Mode::CronJob, Mode::Deployment] {
+            let s = render::Spec { mode, ..spec() };
+            for object in render::objects(&s) {
+                let rendered = object.to_json();
+                let want = flatten(&rendered);
+                let changes = each_leaf_changed(&rendered);
+                assert!(changes.len() > 5, "{}", object.id());
+                for live in changes {
+                    let seen = project(&rendered, Some(&live));
+                    assert_ne!(
+                        seen,
+                        want,
+                        "{}: a change is invisible in {live}",
+                        object.id()
+                    );
+                }
+            }
+        }
+    }
 }

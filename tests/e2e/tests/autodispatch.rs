@@ -220,6 +220,9 @@ async fn out_of_band_changes_to_owned_fields_show_by_object_and_field_and_apply_
             {"op": "replace", "path": "/spec/successfulJobsHistoryLimit", "value": 10},
             {"op": "replace", "path": "/spec/startingDeadlineSeconds", "value": 300},
             {"op": "replace", "path": "/spec/jobTemplate/spec/activeDeadlineSeconds", "value": 999},
+            {"op": "replace", "path": "/spec/failedJobsHistoryLimit", "value": 7},
+            {"op": "replace", "path": "/spec/jobTemplate/spec/backoffLimit", "value": 6},
+            {"op": "replace", "path": "/spec/jobTemplate/spec/ttlSecondsAfterFinished", "value": 60},
         ]));
         json_patch(&c, "cronjob/beads-dispatcher", serde_json::json!([
             {"op": "replace", "path": format!("{ctr}/env/0/value"), "value": "http://evil.example"},
@@ -247,6 +250,9 @@ async fn out_of_band_changes_to_owned_fields_show_by_object_and_field_and_apply_
             (r, "spec.successfulJobsHistoryLimit".into(), "10", "3"),
             (r, "spec.startingDeadlineSeconds".into(), "300", "60"),
             (r, "spec.jobTemplate.spec.activeDeadlineSeconds".into(), "999", "120"),
+            (r, "spec.failedJobsHistoryLimit".into(), "7", "3"),
+            (r, "spec.jobTemplate.spec.backoffLimit".into(), "6", "0"),
+            (r, "spec.jobTemplate.spec.ttlSecondsAfterFinished".into(), "60", "600"),
             (d, format!("{RUNNER}.env[name=BEADBOARD_URL].value"), "http://evil.example", "http://beadboard.beads-server.svc.cluster.local"),
             (d, format!("{RUNNER}.resources.limits.memory"), "1Gi", "64Mi"),
             (d, format!("{RUNNER}.securityContext.readOnlyRootFilesystem"), "false", "true"),
@@ -611,5 +617,39 @@ async fn real_cluster_when_given() {
                 .kubectl_ok(&["delete", "namespace", &c.ns])
                 .unwrap();
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_validates_the_api_server_accepts_and_what_it_refuses_fails_at_validate() {
+    let tf = terraform::binaries().remove(0);
+    let c = Case::new(&tf).await;
+    // The longest name: "<name>-dispatcher" is exactly 52 characters.
+    let longest = "a".repeat(41);
+    c.config(&resource(&format!(
+        "  name = \"{longest}\"\n  dispatch_schedule = \"@every 1h\"\n  reap_schedule = \"0 0 * * 6\"\n"
+    )));
+    c.ws.apply(&[]).unwrap();
+    let cj = c.get("cronjob", &format!("{longest}-dispatcher")).unwrap();
+    assert_eq!(cj["spec"]["schedule"], "@every 1h");
+    assert!(!c.ws.plan(&[]).unwrap().0);
+    for (extra, summary) in [
+        (format!("  name = \"{}\"\n", "a".repeat(42)), "Invalid name"),
+        (
+            "  reap_schedule = \"0 0 * * 7\"\n".to_string(),
+            "Invalid reap_schedule",
+        ),
+        (
+            "  reap_schedule = \"TZ=UTC 0 0 * * *\"\n".to_string(),
+            "Invalid reap_schedule",
+        ),
+    ] {
+        c.config(&resource(&extra));
+        let out = c.ws.run(&["validate", "-no-color"]).unwrap();
+        let text = terraform::text(&out);
+        assert!(
+            !out.status.success() && text.contains(summary),
+            "{extra}: {text}"
+        );
     }
 }
