@@ -138,6 +138,9 @@ async fn apply_plan_kill_switch_image_change_destroy() {
             plan.contains("~ enabled") && plan.contains("1 to change"),
             "{plan}"
         );
+        for job in ["cronjob/beads-dispatcher", "cronjob/beads-reaper"] {
+            assert!(shows(&plan, job, "spec.suspend", "false", "true"), "{plan}");
+        }
         assert!(!plan.contains("must be replaced"), "{plan}");
         c.ws.apply(&["-var=beads_dispatcher_enabled=false"])
             .unwrap();
@@ -582,12 +585,15 @@ async fn examples_and_the_stack_apply() {
         }
         if dir == "examples/pinned-digest" {
             let cj = c.get("cronjob", "beads-dispatcher").unwrap();
-            assert!(
-                container(&cj)["image"]
-                    .as_str()
-                    .unwrap()
-                    .contains("@sha256:")
-            );
+            let pinned = container(&cj)["image"].as_str().unwrap().to_string();
+            assert!(pinned.contains("@sha256:"));
+            c.kubectl(&["set", "image", "cronjob/beads-dispatcher", "runner=ghcr.io/example/beads-runner:latest"]);
+            let (changes, plan) = c.ws.plan(&[]).unwrap();
+            let path = format!("{RUNNER}.image");
+            assert!(changes && shows(&plan, "cronjob/beads-dispatcher", &path, "ghcr.io/example/beads-runner:latest", &pinned), "{plan}");
+            c.ws.apply(&[]).unwrap();
+            let cj = c.get("cronjob", "beads-dispatcher").unwrap();
+            assert_eq!(container(&cj)["image"], pinned.as_str());
         }
     }
 }
