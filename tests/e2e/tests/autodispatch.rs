@@ -587,10 +587,25 @@ async fn examples_and_the_stack_apply() {
             let cj = c.get("cronjob", "beads-dispatcher").unwrap();
             let pinned = container(&cj)["image"].as_str().unwrap().to_string();
             assert!(pinned.contains("@sha256:"));
-            c.kubectl(&["set", "image", "cronjob/beads-dispatcher", "runner=ghcr.io/example/beads-runner:latest"]);
+            c.kubectl(&[
+                "set",
+                "image",
+                "cronjob/beads-dispatcher",
+                "runner=ghcr.io/example/beads-runner:latest",
+            ]);
             let (changes, plan) = c.ws.plan(&[]).unwrap();
             let path = format!("{RUNNER}.image");
-            assert!(changes && shows(&plan, "cronjob/beads-dispatcher", &path, "ghcr.io/example/beads-runner:latest", &pinned), "{plan}");
+            assert!(
+                changes
+                    && shows(
+                        &plan,
+                        "cronjob/beads-dispatcher",
+                        &path,
+                        "ghcr.io/example/beads-runner:latest",
+                        &pinned
+                    ),
+                "{plan}"
+            );
             c.ws.apply(&[]).unwrap();
             let cj = c.get("cronjob", "beads-dispatcher").unwrap();
             assert_eq!(container(&cj)["image"], pinned.as_str());
