@@ -48,7 +48,7 @@ pub struct Autodispatch {
     pub namespace: String,
     pub name: String,
     pub enabled: bool,
-    pub mode: String,
+    pub mode: Mode,
     pub image: String,
     pub image_tag: String,
     pub beadboard_url: String,
@@ -137,7 +137,13 @@ impl Model for Autodispatch {
             namespace: o.string("namespace")?,
             name: o.string("name")?,
             enabled: o.bool("enabled")?,
-            mode: o.string("mode")?,
+            mode: {
+                let text = o.string("mode")?;
+                Mode::parse(&text).map_err(|message| ModelError {
+                    path: o.path_of("mode"),
+                    message,
+                })?
+            },
             image: o.string("image")?,
             image_tag: o.string("image_tag")?,
             beadboard_url: o.string("beadboard_url")?,
@@ -218,7 +224,7 @@ impl Autodispatch {
         let names = Names::new(&self.name);
         self.id = Some(format!("{}/{}", self.namespace, self.name));
         self.config_map_name = Some(names.config_map);
-        let cron = self.mode == Mode::CronJob.as_str();
+        let cron = self.mode == Mode::CronJob;
         self.dispatcher_cron_job = cron.then_some(names.dispatcher);
         self.reaper_cron_job = cron.then_some(names.reaper);
         let spec = self.spec().ok();
@@ -238,21 +244,11 @@ impl Autodispatch {
         let bad = |what: &str, value: String| -> Diagnostics {
             Diagnostic::error(format!("Invalid {what}"), value).into()
         };
-        let mode = match self.mode.as_str() {
-            "cronjob" => Mode::CronJob,
-            "deployment" => Mode::Deployment,
-            other => {
-                return Err(bad(
-                    "mode",
-                    format!("{other:?} is not \"cronjob\" or \"deployment\""),
-                ));
-            }
-        };
         let d = &self.dolt;
         Ok(Spec {
             namespace: self.namespace.clone(),
             name: self.name.clone(),
-            mode,
+            mode: self.mode,
             enabled: self.enabled,
             image: self.image.clone(),
             image_tag: self.image_tag.clone(),
@@ -284,7 +280,7 @@ impl Autodispatch {
 
     /// This state with the attributes the cluster shows (for import).
     fn with_observed(mut self, seen: Spec) -> Autodispatch {
-        self.mode = seen.mode.as_str().to_string();
+        self.mode = seen.mode;
         self.enabled = seen.enabled;
         self.image = seen.image;
         self.image_tag = seen.image_tag;
@@ -318,7 +314,7 @@ impl Autodispatch {
             namespace: namespace.to_string(),
             name: name.to_string(),
             enabled: true,
-            mode: mode.as_str().to_string(),
+            mode,
             image: String::new(),
             image_tag: DEFAULT_IMAGE_TAG.to_string(),
             beadboard_url: String::new(),

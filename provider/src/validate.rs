@@ -227,12 +227,7 @@ pub fn int_range(n: i64, min: i64, max: i64) -> Result<(), String> {
 
 /// The deployment mode.
 pub fn mode(s: &str) -> Result<(), String> {
-    match s {
-        "cronjob" | "deployment" => Ok(()),
-        _ => Err(format!(
-            "{s:?} is not a mode; use \"cronjob\" or \"deployment\""
-        )),
-    }
+    crate::k8s::render::Mode::parse(s).map(|_| ())
 }
 
 /// A key inside a Kubernetes Secret.

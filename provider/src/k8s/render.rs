@@ -23,6 +23,18 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode the `mode` attribute names (the one grammar of it: schema
+    /// validation and the typed state both use this).
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        match s {
+            "cronjob" => Ok(Mode::CronJob),
+            "deployment" => Ok(Mode::Deployment),
+            _ => Err(format!(
+                "{s:?} is not a mode; use \"cronjob\" or \"deployment\""
+            )),
+        }
+    }
+
     /// The other mode.
     pub fn other(self) -> Mode {
         match self {
