@@ -690,7 +690,9 @@ fn unknowns_to_null(v: &Value) -> Value {
 fn server_capabilities() -> pb::ServerCapabilities {
     pb::ServerCapabilities {
         plan_destroy: false,
-        get_provider_schema_optional: false,
+        // Nothing here needs a GetProviderSchema call first, so Terraform 1.6+
+        // may reuse the schema it has instead of asking every provider start.
+        get_provider_schema_optional: true,
         move_resource_state: false,
     }
 }

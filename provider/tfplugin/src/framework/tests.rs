@@ -253,6 +253,7 @@ async fn schema_response_is_complete() {
     assert!(thing.block.is_some());
     let caps = r.server_capabilities.expect("capabilities");
     assert!(!caps.plan_destroy);
+    assert!(caps.get_provider_schema_optional);
     assert!(r.diagnostics.is_empty());
     let m = s
         .get_metadata(Request::new(pb::get_metadata::Request {}))
