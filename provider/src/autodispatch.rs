@@ -2,6 +2,7 @@
 //! state, and the mapping between that state and the Kubernetes objects
 //! (rendered and observed in [`crate::k8s`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tfplugin::diag::{AttributePath, Diagnostic, Diagnostics};
@@ -11,9 +12,10 @@ use tfplugin::value::{Type, Value};
 
 use beads_contract::{defaults, format_duration};
 
-use crate::k8s::client::{Cluster, KubeError};
-use crate::k8s::observe::observe;
-use crate::k8s::render::{self, Mode, Names, Spec};
+use crate::k8s::client::{Cluster, KubeError, Objects};
+use crate::k8s::observe::{Live, instance_of, observe};
+use crate::k8s::project::{Fields, flatten, project};
+use crate::k8s::render::{self, INSTANCE_ANNOTATION, Mode, Names, ObjectId, Spec};
 use crate::validate;
 
 /// The resource type name.
@@ -46,7 +48,7 @@ pub struct Autodispatch {
     pub namespace: String,
     pub name: String,
     pub enabled: bool,
-    pub mode: String,
+    pub mode: Mode,
     pub image: String,
     pub image_tag: String,
     pub beadboard_url: String,
@@ -56,12 +58,72 @@ pub struct Autodispatch {
     pub stale_after: String,
     pub claim_timeout: String,
     pub max_in_flight: i64,
-    pub image_pull_secrets: Option<Vec<String>>,
+    /// Unique names; `[]` when not configured.
+    pub image_pull_secrets: Vec<String>,
     pub dolt: Dolt,
     pub metadata_json: Option<String>,
     pub config_map_name: Option<String>,
     pub dispatcher_cron_job: Option<String>,
     pub reaper_cron_job: Option<String>,
+    /// The id in every object's ownership annotation, made at create.
+    pub instance_id: Option<String>,
+    /// Per object this instance owns (`cronjob/beads-dispatcher`), the
+    /// fields the provider sets: from the configuration in a plan, as they
+    /// are live after a read.
+    pub objects: Option<BTreeMap<String, Fields>>,
+}
+
+/// The state attribute names the provider computes (never configured).
+const COMPUTED: [&str; 7] = [
+    "id",
+    "metadata_json",
+    "config_map_name",
+    "dispatcher_cron_job",
+    "reaper_cron_job",
+    "instance_id",
+    "objects",
+];
+
+fn objects_from_value(v: &Value) -> Result<Option<BTreeMap<String, Fields>>, ModelError> {
+    let bad = |message: &str| ModelError {
+        path: AttributePath::attr("objects"),
+        message: message.into(),
+    };
+    let Value::Map(outer) = v else {
+        return match v {
+            Value::Null | Value::Unknown => Ok(None),
+            _ => Err(bad("expected a map")),
+        };
+    };
+    let mut objects = BTreeMap::new();
+    for (id, fields) in outer {
+        let Value::Map(fields) = fields else {
+            return Err(bad("expected a map of maps"));
+        };
+        let mut out = Fields::new();
+        for (path, value) in fields {
+            let value = value.as_str().ok_or_else(|| bad("expected strings"))?;
+            out.insert(path.clone(), value.to_string());
+        }
+        objects.insert(id.clone(), out);
+    }
+    Ok(Some(objects))
+}
+
+fn objects_to_value(objects: &Option<BTreeMap<String, Fields>>) -> Value {
+    objects.as_ref().map_or(Value::Null, |o| {
+        Value::Map(
+            o.iter()
+                .map(|(id, fields)| {
+                    let fields = fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::string(v.as_str())))
+                        .collect();
+                    (id.clone(), Value::Map(fields))
+                })
+                .collect(),
+        )
+    })
 }
 
 impl Model for Autodispatch {
@@ -69,16 +131,19 @@ impl Model for Autodispatch {
         let o = Obj::new(v)?;
         let dolt_path = o.path_of("dolt");
         let d = Obj::at(o.raw("dolt"), &dolt_path)?;
-        let pull = match o.raw("image_pull_secrets") {
-            Value::Null | Value::Unknown => None,
-            _ => Some(o.strings("image_pull_secrets")?),
-        };
+        let pull = o.strings("image_pull_secrets")?;
         Ok(Autodispatch {
             id: o.opt_string("id")?,
             namespace: o.string("namespace")?,
             name: o.string("name")?,
             enabled: o.bool("enabled")?,
-            mode: o.string("mode")?,
+            mode: {
+                let text = o.string("mode")?;
+                Mode::parse(&text).map_err(|message| ModelError {
+                    path: o.path_of("mode"),
+                    message,
+                })?
+            },
             image: o.string("image")?,
             image_tag: o.string("image_tag")?,
             beadboard_url: o.string("beadboard_url")?,
@@ -103,6 +168,8 @@ impl Model for Autodispatch {
             config_map_name: o.opt_string("config_map_name")?,
             dispatcher_cron_job: o.opt_string("dispatcher_cron_job")?,
             reaper_cron_job: o.opt_string("reaper_cron_job")?,
+            instance_id: o.opt_string("instance_id")?,
+            objects: objects_from_value(o.raw("objects"))?,
         })
     }
 
@@ -118,9 +185,12 @@ impl Model for Autodispatch {
             .set("password_secret_name", d.password_secret_name.clone())
             .set("password_secret_key", d.password_secret_key.clone())
             .build();
-        let pull = self.image_pull_secrets.as_ref().map_or(Value::Null, |v| {
-            Value::List(v.iter().map(|s| Value::string(s.as_str())).collect())
-        });
+        let pull = Value::List(
+            self.image_pull_secrets
+                .iter()
+                .map(|s| Value::string(s.as_str()))
+                .collect(),
+        );
         ObjBuilder::new()
             .set("id", self.id.clone())
             .set("namespace", self.namespace.as_str())
@@ -142,6 +212,8 @@ impl Model for Autodispatch {
             .set("config_map_name", self.config_map_name.clone())
             .set("dispatcher_cron_job", self.dispatcher_cron_job.clone())
             .set("reaper_cron_job", self.reaper_cron_job.clone())
+            .set("instance_id", self.instance_id.clone())
+            .set("objects", objects_to_value(&self.objects))
             .build()
     }
 }
@@ -152,10 +224,17 @@ impl Autodispatch {
         let names = Names::new(&self.name);
         self.id = Some(format!("{}/{}", self.namespace, self.name));
         self.config_map_name = Some(names.config_map);
-        let cron = self.mode == Mode::CronJob.as_str();
+        let cron = self.mode == Mode::CronJob;
         self.dispatcher_cron_job = cron.then_some(names.dispatcher);
         self.reaper_cron_job = cron.then_some(names.reaper);
-        self.metadata_json = self.spec().ok().map(|s| render::metadata_json(&s));
+        let spec = self.spec().ok();
+        self.metadata_json = spec.as_ref().map(render::metadata_json);
+        self.objects = spec.as_ref().map(|spec| {
+            render::objects(spec)
+                .iter()
+                .map(|o| (o.id().to_string(), flatten(&o.to_json())))
+                .collect()
+        });
         self
     }
 
@@ -165,21 +244,11 @@ impl Autodispatch {
         let bad = |what: &str, value: String| -> Diagnostics {
             Diagnostic::error(format!("Invalid {what}"), value).into()
         };
-        let mode = match self.mode.as_str() {
-            "cronjob" => Mode::CronJob,
-            "deployment" => Mode::Deployment,
-            other => {
-                return Err(bad(
-                    "mode",
-                    format!("{other:?} is not \"cronjob\" or \"deployment\""),
-                ));
-            }
-        };
         let d = &self.dolt;
         Ok(Spec {
             namespace: self.namespace.clone(),
             name: self.name.clone(),
-            mode,
+            mode: self.mode,
             enabled: self.enabled,
             image: self.image.clone(),
             image_tag: self.image_tag.clone(),
@@ -192,7 +261,7 @@ impl Autodispatch {
             max_in_flight: u32::try_from(self.max_in_flight)
                 .map_err(|_| bad("max_in_flight", self.max_in_flight.to_string()))?,
             run_interval: format_duration(defaults::RUN_INTERVAL),
-            image_pull_secrets: self.image_pull_secrets.clone().unwrap_or_default(),
+            image_pull_secrets: self.image_pull_secrets.clone(),
             dolt: render::Dolt {
                 host: d.host.clone(),
                 port: u16::try_from(d.port).map_err(|_| bad("dolt.port", d.port.to_string()))?,
@@ -209,9 +278,9 @@ impl Autodispatch {
         })
     }
 
-    /// This state with the attributes the cluster shows.
+    /// This state with the attributes the cluster shows (for import).
     fn with_observed(mut self, seen: Spec) -> Autodispatch {
-        self.mode = seen.mode.as_str().to_string();
+        self.mode = seen.mode;
         self.enabled = seen.enabled;
         self.image = seen.image;
         self.image_tag = seen.image_tag;
@@ -222,12 +291,7 @@ impl Autodispatch {
         self.stale_after = seen.stale_after;
         self.claim_timeout = seen.claim_timeout;
         self.max_in_flight = i64::from(seen.max_in_flight);
-        // An empty list and an absent one are the same to the cluster.
-        self.image_pull_secrets =
-            match (seen.image_pull_secrets.is_empty(), &self.image_pull_secrets) {
-                (true, None) => None,
-                _ => Some(seen.image_pull_secrets),
-            };
+        self.image_pull_secrets = seen.image_pull_secrets;
         let (secret_name, secret_key) = seen.dolt.password_secret.unzip();
         self.dolt = Dolt {
             host: seen.dolt.host,
@@ -250,7 +314,7 @@ impl Autodispatch {
             namespace: namespace.to_string(),
             name: name.to_string(),
             enabled: true,
-            mode: mode.as_str().to_string(),
+            mode,
             image: String::new(),
             image_tag: DEFAULT_IMAGE_TAG.to_string(),
             beadboard_url: String::new(),
@@ -260,7 +324,7 @@ impl Autodispatch {
             stale_after: format_duration(defaults::STALE_AFTER),
             claim_timeout: format_duration(defaults::CLAIM_TIMEOUT),
             max_in_flight: i64::from(defaults::MAX_IN_FLIGHT),
-            image_pull_secrets: None,
+            image_pull_secrets: Vec::new(),
             dolt: Dolt {
                 host: String::new(),
                 port: i64::from(defaults::DOLT_PORT),
@@ -275,6 +339,8 @@ impl Autodispatch {
             config_map_name: None,
             dispatcher_cron_job: None,
             reaper_cron_job: None,
+            instance_id: None,
+            objects: None,
         }
         .with_computed()
     }
@@ -283,6 +349,98 @@ impl Autodispatch {
 /// A Kubernetes failure as a diagnostic that names the object and the cause.
 fn kube_diag(action: &str, e: KubeError) -> Diagnostics {
     Diagnostic::error(format!("Cannot {action} beads_autodispatch"), e.to_string()).into()
+}
+
+/// A fresh instance id: 128 bits from the standard library's randomly
+/// seeded hasher keys (an identity, not a secret) and the clock.
+fn new_instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    (0..2u64)
+        .map(|i| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            h.write_u128(nanos);
+            h.write_u32(std::process::id());
+            format!("{:016x}", h.finish())
+        })
+        .collect()
+}
+
+/// Whether live object `id` is `state`'s: its ownership annotation names the
+/// state's instance; or it has none and the state records the object
+/// (adopted by import); or the state predates instance ids altogether.
+fn owns(state: &Autodispatch, id: &ObjectId, live: &serde_json::Value) -> bool {
+    match instance_of(live) {
+        Some(instance) => state.instance_id.as_deref() == Some(instance),
+        None => match (&state.instance_id, &state.objects) {
+            (None, None) => true,
+            (Some(_), Some(recorded)) => recorded.contains_key(&id.to_string()),
+            _ => false,
+        },
+    }
+}
+
+/// The refusal to touch a same-named object that is not this instance's.
+fn foreign(action: &str, namespace: &str, id: &ObjectId, live: &serde_json::Value) -> Diagnostics {
+    let whose = match instance_of(live) {
+        Some(other) => format!(
+            "it belongs to another beads_autodispatch instance ({INSTANCE_ANNOTATION}: {other}). \
+             If this is a replacement with create_before_destroy: the object names are fixed by \
+             namespace and name, so new objects cannot exist beside the old ones; remove \
+             create_before_destroy from this resource"
+        ),
+        None => format!(
+            "it has no {INSTANCE_ANNOTATION} annotation: it was not created by this resource"
+        ),
+    };
+    let (kind, name) = (id.kind.as_str(), &id.name);
+    let resource = name
+        .rsplit_once('-')
+        .map_or(name.as_str(), |(base, _)| base);
+    Diagnostic::error(
+        format!("Cannot {action} beads_autodispatch: {kind} {namespace}/{name} is not this resource's"),
+        format!(
+            "{kind} {namespace}/{name} already exists and {whose}. Nothing was written and it is left \
+             untouched. To manage the existing objects with this resource, import them: \
+             terraform import <address> {namespace}/{resource}"
+        ),
+    )
+    .into()
+}
+
+/// Per object `state` owns in the cluster, the fields the provider sets as
+/// they are live. Objects of the other mode are included when they are
+/// this instance's (e.g. left over by a failed mode switch), so the plan
+/// shows them going.
+fn owned_fields(
+    state: &Autodispatch,
+    live: &Live,
+) -> Result<BTreeMap<String, Fields>, Diagnostics> {
+    let spec = state.spec()?;
+    let names = Names::new(&state.name);
+    let mut out = BTreeMap::new();
+    for mode in [spec.mode, spec.mode.other()] {
+        let of_mode = Spec {
+            mode,
+            ..spec.clone()
+        };
+        for object in render::objects(&of_mode) {
+            let id = object.id();
+            let key = id.to_string();
+            if out.contains_key(&key) {
+                continue;
+            }
+            if let Some(l) = live.json(&names, &id)
+                && owns(state, &id, &l)
+            {
+                out.insert(key, project(&object.to_json(), Some(&l)));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The resource implementation.
@@ -297,23 +455,73 @@ impl AutodispatchResource {
         AutodispatchResource { cluster }
     }
 
-    async fn apply(
+    async fn objects(
         &self,
         action: &str,
-        planned: Autodispatch,
-    ) -> Result<Autodispatch, Diagnostics> {
-        let state = planned.with_computed();
-        let spec = state.spec()?;
+        state: &Autodispatch,
+    ) -> Result<(Objects, Live), Diagnostics> {
         let objects = self
             .cluster
-            .objects(&spec.namespace, &spec.name)
+            .objects(&state.namespace, &state.name)
             .await
             .map_err(|e| kube_diag(action, e))?;
-        objects
-            .apply(&spec)
-            .await
-            .map_err(|e| kube_diag(action, e))?;
-        Ok(state)
+        let live = objects.read().await.map_err(|e| kube_diag(action, e))?;
+        Ok((objects, live))
+    }
+
+    /// Writes `state`'s objects, then deletes the other mode's objects that
+    /// `prior` owns. Refuses before writing anything when an object to be
+    /// written exists and `prior` does not own it (`prior` is `None` on
+    /// create: then every existing object is refused).
+    async fn write(
+        &self,
+        ctx: &Ctx,
+        action: &str,
+        prior: Option<&Autodispatch>,
+        state: &Autodispatch,
+    ) -> Result<(), Diagnostics> {
+        let spec = state.spec()?;
+        let names = Names::new(&state.name);
+        let instance = state.instance_id.clone().unwrap_or_default();
+        // What a read-back after a failure starts from: this instance, with
+        // only the objects the prior state records (never a same-named
+        // object this apply refused or did not get to).
+        ctx.writing(&Autodispatch {
+            objects: prior.and_then(|p| p.objects.clone()),
+            ..state.clone()
+        });
+        let (objects, live) = self.objects(action, state).await?;
+        let rendered = render::objects(&spec);
+        for object in &rendered {
+            let id = object.id();
+            if let Some(l) = live.json(&names, &id)
+                && !prior.is_some_and(|p| owns(p, &id, &l))
+            {
+                return Err(foreign(action, &state.namespace, &id, &l));
+            }
+        }
+        for object in rendered {
+            objects
+                .apply(&object.with_instance(&instance))
+                .await
+                .map_err(|e| kube_diag(action, e))?;
+        }
+        if let Some(prior) = prior {
+            for id in names.of_mode(spec.mode.other()) {
+                if names.of_mode(spec.mode).contains(&id) {
+                    continue;
+                }
+                if let Some(l) = live.json(&names, &id)
+                    && owns(prior, &id, &l)
+                {
+                    objects
+                        .delete(&id)
+                        .await
+                        .map_err(|e| kube_diag(action, e))?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -367,7 +575,7 @@ pub fn schema() -> Schema {
                 Attribute::optional("name", s.clone())
                     .default_value(DEFAULT_NAME)
                     .requires_replace()
-                    .description("Base name of the Kubernetes objects (DNS-1123 label, at most 43 characters). Default \"beads\". Changing it replaces the deployment."),
+                    .description("Base name of the Kubernetes objects (DNS-1123 label, at most 41 characters, so that \"<name>-dispatcher\" fits the 52-character CronJob name limit). Default \"beads\". Changing it replaces the deployment."),
             )
             .attribute(
                 Attribute::optional("enabled", Type::Bool)
@@ -424,7 +632,8 @@ pub fn schema() -> Schema {
             )
             .attribute(
                 Attribute::optional("image_pull_secrets", Type::list(s.clone()))
-                    .description("Names of Secrets (DNS-1123 subdomains) used to pull the image."),
+                    .default_value(Value::List(Vec::new()))
+                    .description("Names of Secrets (DNS-1123 subdomains, each at most once) used to pull the image. Not set and [] are the same: none."),
             )
             .attribute(
                 Attribute::computed("metadata_json", s.clone())
@@ -438,9 +647,19 @@ pub fn schema() -> Schema {
                     .description("Name of the dispatch CronJob (null in deployment mode)."),
             )
             .attribute(
-                Attribute::computed("reaper_cron_job", s)
+                Attribute::computed("reaper_cron_job", s.clone())
                     .stable()
                     .description("Name of the reap CronJob (null in deployment mode)."),
+            )
+            .attribute(
+                Attribute::computed("instance_id", s.clone())
+                    .stable()
+                    .description(format!("Identity of this resource, made at create and written to every object it owns as the {INSTANCE_ANNOTATION} annotation. Objects without it are never changed or deleted.")),
+            )
+            .attribute(
+                Attribute::computed("objects", Type::map(Type::map(s)))
+                    .stable()
+                    .description("Per object this resource owns (e.g. \"cronjob/beads-dispatcher\"), the fields the provider sets, by path (e.g. \"spec.suspend\"): planned from the configuration, read from the cluster. A difference is drift in that object and field; apply restores it."),
             )
             .block(NestedBlock::new("dolt", Nesting::Single, dolt).required()),
     )
@@ -551,6 +770,17 @@ pub fn validate_config(config: &Value, diags: &mut Diagnostics) {
     check_int(diags, &o, "max_in_flight", "Invalid max_in_flight", 1, 100);
     if let Some(items) = o.raw("image_pull_secrets").as_elements() {
         for (i, item) in items.iter().enumerate() {
+            if item.as_str().is_some() && items[..i].contains(item) {
+                diags.error_at(
+                    o.path_of("image_pull_secrets").and_index(i as i64),
+                    "Invalid image_pull_secrets",
+                    format!(
+                        "{:?} is listed twice; each secret name may appear once",
+                        item.as_str().unwrap_or_default()
+                    ),
+                );
+                continue;
+            }
             if let Some(s) = item.as_str()
                 && let Err(e) = validate::dns1123_subdomain(s)
             {
@@ -649,21 +879,14 @@ impl Resource for AutodispatchResource {
     }
 
     fn modify_plan(&self, plan: &mut PlanContext<'_>) {
-        if plan.is_create() {
-            return;
-        }
-        // Computed attributes are stable unless their inputs change.
-        if plan.changed("dolt") {
-            plan.set_unknown("metadata_json");
-        }
-        if plan.changed("mode") {
-            plan.set_unknown("dispatcher_cron_job");
-            plan.set_unknown("reaper_cron_job");
-        }
+        plan_computed(plan);
     }
 
-    async fn create(&self, _ctx: &Ctx, planned: Autodispatch) -> Result<Autodispatch, Diagnostics> {
-        self.apply("create", planned).await
+    async fn create(&self, ctx: &Ctx, planned: Autodispatch) -> Result<Autodispatch, Diagnostics> {
+        let mut state = planned.with_computed();
+        state.instance_id = Some(new_instance_id());
+        self.write(ctx, "create", None, &state).await?;
+        Ok(state)
     }
 
     async fn read(
@@ -671,32 +894,48 @@ impl Resource for AutodispatchResource {
         _ctx: &Ctx,
         current: Autodispatch,
     ) -> Result<Option<Autodispatch>, Diagnostics> {
-        let objects = self
-            .cluster
-            .objects(&current.namespace, &current.name)
-            .await
-            .map_err(|e| kube_diag("read", e))?;
-        let live = objects.read().await.map_err(|e| kube_diag("read", e))?;
-        let prior = current.spec()?;
-        Ok(observe(&prior, &live).map(|seen| current.with_observed(seen)))
+        let (_, live) = self.objects("read", &current).await?;
+        let owned = owned_fields(&current, &live)?;
+        if owned.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Autodispatch {
+            objects: Some(owned),
+            ..current
+        }))
     }
 
     async fn update(
         &self,
-        _ctx: &Ctx,
-        _prior: Autodispatch,
+        ctx: &Ctx,
+        prior: Autodispatch,
         planned: Autodispatch,
     ) -> Result<Autodispatch, Diagnostics> {
-        self.apply("update", planned).await
+        let mut state = planned.with_computed();
+        state.instance_id = prior
+            .instance_id
+            .clone()
+            .or_else(|| Some(new_instance_id()));
+        self.write(ctx, "update", Some(&prior), &state).await?;
+        Ok(state)
     }
 
     async fn delete(&self, _ctx: &Ctx, prior: Autodispatch) -> Result<(), Diagnostics> {
-        let objects = self
-            .cluster
-            .objects(&prior.namespace, &prior.name)
-            .await
-            .map_err(|e| kube_diag("delete", e))?;
-        objects.delete().await.map_err(|e| kube_diag("delete", e))
+        let (objects, live) = self.objects("delete", &prior).await?;
+        let names = Names::new(&prior.name);
+        // Workloads first, the ConfigMap they mount last; only this instance's.
+        let [config_map, dispatcher, reaper, deployment] = names.all();
+        for id in [dispatcher, reaper, deployment, config_map] {
+            if let Some(l) = live.json(&names, &id)
+                && owns(&prior, &id, &l)
+            {
+                objects
+                    .delete(&id)
+                    .await
+                    .map_err(|e| kube_diag("delete", e))?;
+            }
+        }
+        Ok(())
     }
 
     async fn import(&self, _ctx: &Ctx, id: &str) -> Result<Autodispatch, Diagnostics> {
@@ -714,12 +953,8 @@ impl Resource for AutodispatchResource {
                 .into());
             }
         };
-        let objects = self
-            .cluster
-            .objects(namespace, name)
-            .await
-            .map_err(|e| kube_diag("import", e))?;
-        let live = objects.read().await.map_err(|e| kube_diag("import", e))?;
+        let skeleton = Autodispatch::skeleton(namespace, name, Mode::CronJob);
+        let (_, live) = self.objects("import", &skeleton).await?;
         let mode =
             if live.deployment.is_some() && live.dispatcher.is_none() && live.reaper.is_none() {
                 Mode::Deployment
@@ -728,18 +963,124 @@ impl Resource for AutodispatchResource {
             };
         let skeleton = Autodispatch::skeleton(namespace, name, mode);
         let prior = skeleton.spec()?;
-        match observe(&prior, &live) {
-            Some(seen) => Ok(skeleton.with_observed(seen)),
-            None => Err(Diagnostic::error(
+        let Some(seen) = observe(&prior, &live) else {
+            return Err(Diagnostic::error(
                 "Cannot import beads_autodispatch",
                 format!(
-                    "No ConfigMap {names}-metadata, CronJobs {names}-dispatcher/{names}-reaper or Deployment {names}-runner in namespace {namespace}.",
-                    names = name
+                    "No ConfigMap {name}-metadata, CronJobs {name}-dispatcher/{name}-reaper or Deployment {name}-runner in namespace {namespace}."
                 ),
             )
-            .into()),
+            .into());
+        };
+        // Import adopts what exists, whoever made it: the objects of the
+        // mode are recorded as this instance's; an instance id already on
+        // them is kept, so re-importing a lost state keeps the identity.
+        let mut state = skeleton.with_observed(seen);
+        let names = Names::new(name);
+        let existing: Vec<(ObjectId, serde_json::Value)> = names
+            .of_mode(mode)
+            .into_iter()
+            .filter_map(|id| live.json(&names, &id).map(|l| (id, l)))
+            .collect();
+        state.instance_id = Some(
+            existing
+                .iter()
+                .find_map(|(_, l)| instance_of(l).map(str::to_string))
+                .unwrap_or_else(new_instance_id),
+        );
+        let spec = state.spec()?;
+        state.objects = Some(
+            render::objects(&spec)
+                .iter()
+                .filter_map(|o| {
+                    let id = o.id();
+                    let (_, l) = existing.iter().find(|(e, _)| *e == id)?;
+                    Some((id.to_string(), project(&o.to_json(), Some(l))))
+                })
+                .collect(),
+        );
+        Ok(state)
+    }
+}
+
+/// Plans the computed attributes from the configuration: the object fields,
+/// `metadata_json` and the names are known whenever their inputs are, so
+/// the plan compares the configuration's fields with the live ones (a saved
+/// refresh cannot hide drift: the plan recomputes them every time).
+fn plan_computed(plan: &mut PlanContext<'_>) {
+    let mut inputs = plan.planned.clone();
+    for name in COMPUTED {
+        if let Some(v) = inputs.get_attr_mut(name) {
+            *v = Value::Null;
         }
     }
+    if !plan.is_create()
+        && plan
+            .prior()
+            .get_attr("instance_id")
+            .is_none_or(Value::is_null)
+    {
+        // A state from before instance ids: update makes one.
+        plan.set_unknown("instance_id");
+    }
+    if inputs.is_wholly_known() {
+        if let Ok(state) = Autodispatch::from_value(&inputs) {
+            let computed = state.with_computed().to_value();
+            for name in COMPUTED {
+                if name == "instance_id" {
+                    continue;
+                }
+                if let (Some(slot), Some(v)) =
+                    (plan.planned.get_attr_mut(name), computed.get_attr(name))
+                {
+                    *slot = v.clone();
+                }
+            }
+        }
+        return;
+    }
+    // Some input is not known yet: whatever depends on it is not either.
+    plan.set_unknown("objects");
+    let known = |name: &str| inputs.get_attr(name).is_some_and(Value::is_wholly_known);
+    if !known("dolt") {
+        plan.set_unknown("metadata_json");
+    } else if let Some(dolt) = inputs.get_attr("dolt")
+        && let Ok(d) = dolt_from_value(dolt)
+        && let Some(v) = plan.planned.get_attr_mut("metadata_json")
+    {
+        *v = Value::string(render::dolt_metadata_json(&d));
+    }
+    if !known("namespace") || !known("name") {
+        plan.set_unknown("id");
+    }
+    if !known("name") {
+        plan.set_unknown("config_map_name");
+    }
+    if !known("name") || !known("mode") {
+        plan.set_unknown("dispatcher_cron_job");
+        plan.set_unknown("reaper_cron_job");
+    }
+}
+
+/// The `dolt` block as rendered, when it is wholly known and valid.
+fn dolt_from_value(v: &Value) -> Result<render::Dolt, ModelError> {
+    let path = AttributePath::attr("dolt");
+    let d = Obj::at(v, &path)?;
+    let port = d.i64("port")?;
+    Ok(render::Dolt {
+        host: d.string("host")?,
+        port: u16::try_from(port).map_err(|_| ModelError {
+            path: d.path_of("port"),
+            message: format!("{port} is not a port"),
+        })?,
+        user: d.string("user")?,
+        database: d.string("database")?,
+        project_id: d.opt_string("project_id")?,
+        tls: d.bool("tls")?,
+        password_secret: d
+            .opt_string("password_secret_name")?
+            .zip(d.opt_string("password_secret_key")?),
+    })
 }
 
 #[cfg(test)]

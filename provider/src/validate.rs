@@ -29,9 +29,8 @@ static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
 });
 static SECRET_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[-._a-zA-Z0-9]+$"));
 
-/// Longest suffix the provider appends to `name` for object names
-/// (`-dispatch`), and the CronJob name limit (52 characters).
-const LONGEST_SUFFIX: usize = "-dispatch".len();
+/// The CronJob name limit: 52 characters, since the Jobs it creates add an
+/// 11-character suffix (kube-apiserver's `ValidateCronJobCreate`).
 const CRONJOB_NAME_MAX: usize = 52;
 
 /// A Kubernetes DNS-1123 label (namespaces, object names): at most 63
@@ -72,15 +71,23 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
 }
 
 /// The resource's `name`: a DNS-1123 label short enough that every object
-/// name derived from it (`<name>-dispatch`, ...) fits Kubernetes' limits.
+/// name rendered from it fits Kubernetes' limits: the CronJob names (the
+/// longest is `<name>-dispatcher`) at most 52 characters, the others at
+/// most 63 (they are label values too).
 pub fn object_name(s: &str) -> Result<(), String> {
     dns1123_label(s)?;
-    let max = CRONJOB_NAME_MAX - LONGEST_SUFFIX;
-    if s.len() > max {
-        return Err(format!(
-            "{s:?} is longer than {max} characters; CronJob names derived from it would exceed \
-             Kubernetes' {CRONJOB_NAME_MAX}-character limit"
-        ));
+    let names = crate::k8s::render::Names::new(s);
+    for cron_job in [&names.dispatcher, &names.reaper] {
+        if cron_job.len() > CRONJOB_NAME_MAX {
+            let max = s.len() - (cron_job.len() - CRONJOB_NAME_MAX);
+            return Err(format!(
+                "{s:?} is longer than {max} characters: the CronJob name {cron_job:?} would exceed \
+                 Kubernetes' {CRONJOB_NAME_MAX}-character limit"
+            ));
+        }
+    }
+    for other in [&names.config_map, &names.deployment] {
+        dns1123_label(other).map_err(|e| format!("object name {other:?}: {e}"))?;
     }
     Ok(())
 }
@@ -193,100 +200,13 @@ pub fn http_url(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A cron schedule as Kubernetes CronJobs take it: five fields (minute,
-/// hour, day of month, month, day of week) with `*`, ranges, lists and
-/// steps, month and weekday names; or a macro such as `@hourly`.
+/// A cron schedule as kube-apiserver accepts it in a CronJob: robfig/cron's
+/// `ParseStandard` dialect and no `TZ` ([`beads_contract::cron`], the one
+/// grammar the stand-in API server validates with too).
 pub fn cron_schedule(s: &str) -> Result<(), String> {
-    let t = s.trim();
-    if t.starts_with('@') {
-        return match t {
-            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight"
-            | "@hourly" => Ok(()),
-            _ => Err(format!(
-                "{s:?} is not a known schedule macro (@yearly, @monthly, @weekly, @daily, @hourly)"
-            )),
-        };
-    }
-    if t.contains("TZ=") {
-        return Err(format!(
-            "{s:?}: time zones are not supported in the schedule"
-        ));
-    }
-    let fields: Vec<&str> = t.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "{s:?} has {} fields; a cron schedule has 5: minute hour day-of-month month day-of-week, \
-             e.g. \"*/2 * * * *\"",
-            fields.len()
-        ));
-    }
-    const MONTHS: &[&str] = &[
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    let specs: [(&str, u32, u32, &[&str], u32); 5] = [
-        ("minute", 0, 59, &[], 0),
-        ("hour", 0, 23, &[], 0),
-        ("day of month", 1, 31, &[], 0),
-        ("month", 1, 12, MONTHS, 1),
-        ("day of week", 0, 7, DAYS, 0),
-    ];
-    for (field, (what, min, max, names, name_base)) in fields.iter().zip(specs) {
-        cron_field(field, min, max, names, name_base)
-            .map_err(|e| format!("{s:?}: {what} field {field:?}: {e}"))?;
-    }
-    Ok(())
-}
-
-fn cron_field(
-    field: &str,
-    min: u32,
-    max: u32,
-    names: &[&str],
-    name_base: u32,
-) -> Result<(), String> {
-    let value = |v: &str| -> Result<u32, String> {
-        if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(v)) {
-            return Ok(i as u32 + name_base);
-        }
-        let n: u32 = v.parse().map_err(|_| format!("{v:?} is not a number"))?;
-        if n < min || n > max {
-            return Err(format!("{n} is outside {min}-{max}"));
-        }
-        Ok(n)
-    };
-    for item in field.split(',') {
-        if item.is_empty() {
-            return Err("empty list item".into());
-        }
-        let (base, step) = match item.split_once('/') {
-            Some((b, st)) => (b, Some(st)),
-            None => (item, None),
-        };
-        if let Some(st) = step {
-            let n: u32 = st
-                .parse()
-                .map_err(|_| format!("step {st:?} is not a number"))?;
-            if n == 0 || n > max.max(1) {
-                return Err(format!("step {n} must be from 1 to {max}"));
-            }
-        }
-        match base {
-            "*" | "?" => {}
-            b => match b.split_once('-') {
-                Some((lo, hi)) => {
-                    let (lo, hi) = (value(lo)?, value(hi)?);
-                    if lo > hi {
-                        return Err(format!("range {lo}-{hi} is backwards"));
-                    }
-                }
-                None => {
-                    value(b)?;
-                }
-            },
-        }
-    }
-    Ok(())
+    beads_contract::cron::parse(s)
+        .map(|_| ())
+        .map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// A duration such as `30m`, `1h30m` or `90s` (the runner's parser).
@@ -307,12 +227,7 @@ pub fn int_range(n: i64, min: i64, max: i64) -> Result<(), String> {
 
 /// The deployment mode.
 pub fn mode(s: &str) -> Result<(), String> {
-    match s {
-        "cronjob" | "deployment" => Ok(()),
-        _ => Err(format!(
-            "{s:?} is not a mode; use \"cronjob\" or \"deployment\""
-        )),
-    }
+    crate::k8s::render::Mode::parse(s).map(|_| ())
 }
 
 /// A key inside a Kubernetes Secret.
@@ -355,8 +270,14 @@ mod tests {
         assert_eq!(dns1123_subdomain("regcred.team-a"), Ok(()));
         assert!(dns1123_subdomain("a..b").is_err());
         assert!(dns1123_subdomain("UPPER").is_err());
-        assert_eq!(object_name(&"a".repeat(43)), Ok(()));
-        assert!(object_name(&"a".repeat(44)).is_err());
+        assert_eq!(object_name(&"a".repeat(41)), Ok(()));
+        assert_eq!(
+            crate::k8s::render::Names::new(&"a".repeat(41))
+                .dispatcher
+                .len(),
+            52
+        );
+        assert!(object_name(&"a".repeat(42)).is_err());
     }
 
     #[test]
@@ -446,8 +367,9 @@ mod tests {
             "*/10 * * * *",
             "0 9-17 * * MON-FRI",
             "5,10,15 0 1 jan,jul 0",
-            "0 0 ? * 7",
+            "0 0 ? * 6",
             "@hourly",
+            "@every 1h",
             "30 2 */3 * *",
             "1/5 * * * *",
         ] {
@@ -464,9 +386,8 @@ mod tests {
             "* * * * 8",
             "*/0 * * * *",
             "5-1 * * * *",
-            "@every 5m",
+            "0 0 * * 7",
             "a * * * *",
-            "1,,2 * * * *",
             "TZ=UTC * * * * *",
         ] {
             assert!(cron_schedule(bad).is_err(), "{bad}");

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::observe::Live;
-use super::render::{self, Mode, Names, Spec};
+use super::render::{Kind, Names, Object, ObjectId};
 
 /// How long a delete may take before the provider gives up waiting.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -59,28 +59,30 @@ impl std::fmt::Debug for Connection {
 pub enum KubeError {
     #[error("Kubernetes connection: {0}")]
     Connect(String),
-    #[error("{verb} {kind} {namespace}/{name}: {message}")]
+    #[error("{verb} {kind} {object} on the API server {server}: {message}")]
     Object {
         verb: &'static str,
         kind: &'static str,
-        namespace: String,
-        name: String,
+        /// `<namespace>/<name>`.
+        object: String,
+        server: String,
         message: String,
     },
 }
 
 impl Connection {
-    /// Builds a client and names the API server it talks to. Precedence:
-    /// `host` (with token or client certificate), then `config_path` or
-    /// `KUBE_CONFIG_PATH`, then the in-cluster service account.
-    async fn connect(&self) -> Result<(Client, String), KubeError> {
+    /// Builds a client. Precedence: `host` (with token or client
+    /// certificate), then `config_path` or `KUBE_CONFIG_PATH`, then the
+    /// in-cluster service account.
+    /// Also returns the API server's address, for messages.
+    pub async fn client(&self) -> Result<(Client, String), KubeError> {
         let mut config = self.config().await?;
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(REQUEST_TIMEOUT);
         let server = config.cluster_url.to_string();
-        let client = Client::try_from(config)
-            .map_err(|e| KubeError::Connect(format!("API server {server}: {e}")))?;
-        Ok((client, server))
+        Client::try_from(config)
+            .map(|c| (c, server))
+            .map_err(|e| KubeError::Connect(format!("API server {server}: {e}")))
     }
 
     async fn config(&self) -> Result<Config, KubeError> {
@@ -185,9 +187,8 @@ impl Cluster {
         }
     }
 
-    /// The client and the API server's address (for messages), connecting
-    /// on first use.
-    async fn connected(&self) -> Result<(Client, String), KubeError> {
+    /// The client and the API server's address, connecting on first use.
+    pub async fn client(&self) -> Result<(Client, String), KubeError> {
         let connection = self
             .connection
             .read()
@@ -195,18 +196,15 @@ impl Cluster {
             .clone()
             .unwrap_or_default();
         self.client
-            .get_or_try_init(|| async move { connection.connect().await })
+            .get_or_try_init(|| async move { connection.client().await })
             .await
             .cloned()
     }
 
     /// The objects of one resource.
     pub async fn objects(&self, namespace: &str, name: &str) -> Result<Objects, KubeError> {
-        let (client, server) = self.connected().await?;
-        Ok(Objects {
-            server,
-            ..Objects::new(client, namespace, name)
-        })
+        let (client, server) = self.client().await?;
+        Ok(Objects::new(client, server, namespace, name))
     }
 }
 
@@ -286,7 +284,9 @@ fn transport_cause(e: &kube::Error) -> String {
     }
 }
 
-fn describe(e: kube::Error, server: &str) -> String {
+/// The cause of a failed request; [`KubeError::Object`] adds the verb, the
+/// object and the API server's address.
+fn describe(e: kube::Error) -> String {
     match e {
         kube::Error::Api(status) => {
             let mut message = format!("{} ({} {})", status.message, status.code, status.reason);
@@ -295,11 +295,10 @@ fn describe(e: kube::Error, server: &str) -> String {
             }
             message
         }
-        // The request never got an answer: name where it went and why.
-        other @ (kube::Error::Service(_) | kube::Error::HyperError(_)) => format!(
-            "cannot reach the Kubernetes API server {server}: {}",
-            transport_cause(&other)
-        ),
+        // The request never got an answer: say so, and why.
+        other @ (kube::Error::Service(_) | kube::Error::HyperError(_)) => {
+            format!("no answer: {}", transport_cause(&other))
+        }
         other => with_causes(&other),
     }
 }
@@ -307,17 +306,18 @@ fn describe(e: kube::Error, server: &str) -> String {
 /// The objects of one resource in the cluster.
 pub struct Objects {
     client: Client,
-    /// The API server's address, for messages.
     server: String,
     namespace: String,
     names: Names,
 }
 
 impl Objects {
-    pub fn new(client: Client, namespace: &str, name: &str) -> Self {
+    /// The objects of resource `name` in `namespace`, through `client`
+    /// (connected to the API server at `server`).
+    pub fn new(client: Client, server: String, namespace: &str, name: &str) -> Self {
         Objects {
             client,
-            server: String::new(),
+            server,
             namespace: namespace.to_string(),
             names: Names::new(name),
         }
@@ -341,9 +341,9 @@ impl Objects {
         KubeError::Object {
             verb,
             kind,
-            namespace: self.namespace.clone(),
-            name: name.to_string(),
-            message: describe(e, &self.server),
+            object: format!("{}/{name}", self.namespace),
+            server: self.server.clone(),
+            message: describe(e),
         }
     }
 
@@ -406,38 +406,50 @@ impl Objects {
             .map_err(|e| self.error("applying", kind, name, e))
     }
 
-    /// Applies the ConfigMap first (the pods mount it), then the mode's
-    /// workload objects, then removes the other mode's objects.
-    pub async fn apply(&self, spec: &Spec) -> Result<(), KubeError> {
-        self.apply_one(
-            "ConfigMap",
-            &self.names.config_map,
-            &render::config_map(spec),
-        )
-        .await?;
-        match spec.mode {
-            Mode::CronJob => {
-                self.apply_one("CronJob", &self.names.dispatcher, &render::dispatcher(spec))
-                    .await?;
-                self.apply_one("CronJob", &self.names.reaper, &render::reaper(spec))
-                    .await?;
-                self.delete_one::<Deployment>("Deployment", &self.names.deployment)
-                    .await?;
-            }
-            Mode::Deployment => {
-                self.apply_one(
-                    "Deployment",
-                    &self.names.deployment,
-                    &render::deployment(spec),
-                )
-                .await?;
-                self.delete_one::<CronJob>("CronJob", &self.names.dispatcher)
-                    .await?;
-                self.delete_one::<CronJob>("CronJob", &self.names.reaper)
-                    .await?;
+    /// Applies one object (server-side apply, field manager
+    /// `terraform-provider-beads`): the single write path of every object.
+    pub async fn apply(&self, object: &Object) -> Result<(), KubeError> {
+        let id = object.id();
+        match object {
+            Object::ConfigMap(o) => self.apply_one("ConfigMap", &id.name, o.as_ref()).await,
+            Object::CronJob(o) => self.apply_one("CronJob", &id.name, o.as_ref()).await,
+            Object::Deployment(o) => {
+                self.clear_rolling_update(&id.name).await?;
+                self.apply_one("Deployment", &id.name, o.as_ref()).await
             }
         }
-        Ok(())
+    }
+
+    /// A Deployment switched to `RollingUpdate` out of band gets
+    /// `strategy.rollingUpdate` defaulted, owned by whoever switched it; an
+    /// apply of `type: Recreate` alone is then refused (kube-apiserver's
+    /// `ValidateDeploymentStrategy`: rollingUpdate "may not be specified when
+    /// strategy `type` is 'Recreate'"). A merge patch removes both together.
+    async fn clear_rolling_update(&self, name: &str) -> Result<(), KubeError> {
+        let live = self.get::<Deployment>("Deployment", name).await?;
+        let has_rolling_update = live
+            .and_then(|d| d.spec?.strategy?.rolling_update)
+            .is_some();
+        if !has_rolling_update {
+            return Ok(());
+        }
+        let patch = serde_json::json!({
+            "spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}}
+        });
+        self.api::<Deployment>()
+            .patch(name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("applying", "Deployment", name, e))
+    }
+
+    /// Deletes one object and waits until it is gone.
+    pub async fn delete(&self, id: &ObjectId) -> Result<(), KubeError> {
+        match id.kind {
+            Kind::ConfigMap => self.delete_one::<ConfigMap>("ConfigMap", &id.name).await,
+            Kind::CronJob => self.delete_one::<CronJob>("CronJob", &id.name).await,
+            Kind::Deployment => self.delete_one::<Deployment>("Deployment", &id.name).await,
+        }
     }
 
     async fn delete_one<K>(&self, kind: &'static str, name: &str) -> Result<(), KubeError>
@@ -463,26 +475,13 @@ impl Objects {
                 return Err(KubeError::Object {
                     verb: "deleting",
                     kind,
-                    namespace: self.namespace.clone(),
-                    name: name.to_string(),
+                    object: format!("{}/{name}", self.namespace),
+                    server: self.server.clone(),
                     message: format!("still present after {}s", DELETE_TIMEOUT.as_secs()),
                 });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         Ok(())
-    }
-
-    /// Deletes every object (workloads first, the ConfigMap they mount last)
-    /// and waits until they are gone.
-    pub async fn delete(&self) -> Result<(), KubeError> {
-        self.delete_one::<CronJob>("CronJob", &self.names.dispatcher)
-            .await?;
-        self.delete_one::<CronJob>("CronJob", &self.names.reaper)
-            .await?;
-        self.delete_one::<Deployment>("Deployment", &self.names.deployment)
-            .await?;
-        self.delete_one::<ConfigMap>("ConfigMap", &self.names.config_map)
-            .await
     }
 }

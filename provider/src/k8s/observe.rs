@@ -7,7 +7,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec};
 
-use super::render::{CONTAINER, Mode, Spec, split_image_ref};
+use super::render::{
+    CONTAINER, INSTANCE_ANNOTATION, Kind, Mode, Names, ObjectId, Spec, split_image_ref,
+};
 
 /// The objects of one `beads_autodispatch` as the cluster holds them.
 #[derive(Debug, Clone, Default)]
@@ -16,6 +18,31 @@ pub struct Live {
     pub dispatcher: Option<CronJob>,
     pub reaper: Option<CronJob>,
     pub deployment: Option<Deployment>,
+}
+
+impl Live {
+    /// Object `id` as JSON, if it exists (`names` are the resource's).
+    pub fn json(&self, names: &Names, id: &ObjectId) -> Option<serde_json::Value> {
+        let json = match id.kind {
+            Kind::ConfigMap if id.name == names.config_map => {
+                serde_json::to_value(self.config_map.as_ref()?)
+            }
+            Kind::CronJob if id.name == names.dispatcher => {
+                serde_json::to_value(self.dispatcher.as_ref()?)
+            }
+            Kind::CronJob if id.name == names.reaper => serde_json::to_value(self.reaper.as_ref()?),
+            Kind::Deployment if id.name == names.deployment => {
+                serde_json::to_value(self.deployment.as_ref()?)
+            }
+            _ => return None,
+        };
+        json.ok()
+    }
+}
+
+/// The instance id an object's ownership annotation names, if any.
+pub fn instance_of(object: &serde_json::Value) -> Option<&str> {
+    object["metadata"]["annotations"][INSTANCE_ANNOTATION].as_str()
 }
 
 fn cron_pod(cj: &CronJob) -> Option<&PodSpec> {
@@ -55,35 +82,10 @@ fn env_value(c: &Container, name: &str) -> Option<String> {
         .and_then(|e| e.value.clone())
 }
 
-/// A flag both CronJobs should agree on. When they do not, the value that
-/// differs from the state, so the plan shows a change until apply aligns them.
-fn drifted(prior: bool, a: Option<bool>, b: Option<bool>) -> Option<bool> {
-    match (a, b) {
-        (Some(a), Some(b)) if a != b => Some(!prior),
-        (a, b) => a.or(b),
-    }
-}
-
-/// The image both CronJobs run. When they differ, each field that differs
-/// names both values (`0.2.0 (dispatcher) / 0.1.0 (reaper)`): no
-/// configuration can equal that, so the plan shows it until apply aligns
-/// them, however often the state is refreshed.
-fn agreed(d: Option<(String, String)>, r: Option<(String, String)>) -> Option<(String, String)> {
-    let both = |a: String, b: String| {
-        if a == b {
-            a
-        } else {
-            format!("{a} (dispatcher) / {b} (reaper)")
-        }
-    };
-    match (d, r) {
-        (Some((di, dt)), Some((ri, rt))) => Some((both(di, ri), both(dt, rt))),
-        (one, other) => one.or(other),
-    }
-}
-
-/// The resource's attributes as the cluster shows them, starting from the
-/// prior state. `None` when every object is gone: the resource no longer exists.
+/// The resource's attributes as the cluster's objects show them, starting
+/// from `prior` (for import: the objects say what the configuration was).
+/// Where an object is missing or unreadable, `prior`'s value stays. `None`
+/// when no object of the mode exists.
 pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
     let objects_of_mode = match prior.mode {
         Mode::CronJob => {
@@ -96,30 +98,21 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
     }
     let mut seen = prior.clone();
 
-    match &live.config_map {
-        Some(cm) => {
-            let text = cm
-                .data
-                .as_ref()
-                .and_then(|d| d.get(beads_contract::defaults::METADATA_FILE));
-            match text.map(|t| Metadata::parse(t)) {
-                Some(Ok(meta)) => {
-                    seen.dolt.host = meta.host().to_string();
-                    seen.dolt.port = meta.port();
-                    seen.dolt.user = meta.user().to_string();
-                    seen.dolt.database = meta.database_name().to_string();
-                    seen.dolt.project_id = meta.project_id.clone().filter(|p| !p.is_empty());
-                    seen.dolt.tls = meta.dolt_server_tls.unwrap_or(false);
-                }
-                // Edited into something the runner cannot read: show it on the
-                // attribute that names the database, so apply rewrites the file.
-                _ => {
-                    seen.dolt.database =
-                        "(metadata.json missing or unreadable in the ConfigMap)".into()
-                }
-            }
+    // Missing or unreadable: the prior values stay; the projection of the
+    // ConfigMap's data shows the difference.
+    if let Some(cm) = &live.config_map {
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(beads_contract::defaults::METADATA_FILE));
+        if let Some(Ok(meta)) = text.map(|t| Metadata::parse(t)) {
+            seen.dolt.host = meta.host().to_string();
+            seen.dolt.port = meta.port();
+            seen.dolt.user = meta.user().to_string();
+            seen.dolt.database = meta.database_name().to_string();
+            seen.dolt.project_id = meta.project_id.clone().filter(|p| !p.is_empty());
+            seen.dolt.tls = meta.dolt_server_tls.unwrap_or(false);
         }
-        None => seen.dolt.database = "(ConfigMap deleted)".into(),
     }
 
     match prior.mode {
@@ -128,14 +121,19 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
             let r = live.reaper.as_ref();
             let schedule =
                 |cj: Option<&CronJob>| cj.and_then(|c| c.spec.as_ref()).map(|s| s.schedule.clone());
-            // A deleted CronJob shows as its schedule going missing.
-            seen.dispatch_schedule = schedule(d).unwrap_or_default();
-            seen.reap_schedule = schedule(r).unwrap_or_default();
+            if let Some(s) = schedule(d) {
+                seen.dispatch_schedule = s;
+            }
+            if let Some(s) = schedule(r) {
+                seen.reap_schedule = s;
+            }
+            // The dispatcher decides where the CronJobs disagree: it is the
+            // one the kill switch is about.
             let running = |cj: Option<&CronJob>| {
                 cj.and_then(|c| c.spec.as_ref())
                     .map(|s| !s.suspend.unwrap_or(false))
             };
-            if let Some(enabled) = drifted(prior.enabled, running(d), running(r)) {
+            if let Some(enabled) = running(d).or(running(r)) {
                 seen.enabled = enabled;
             }
             let image = |cj: Option<&CronJob>| {
@@ -143,7 +141,7 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
                     .and_then(|c| c.image.as_deref())
                     .map(split_image_ref)
             };
-            if let Some((repository, tag)) = agreed(image(d), image(r)) {
+            if let Some((repository, tag)) = image(d).or(image(r)) {
                 (seen.image, seen.image_tag) = (repository, tag);
             }
             if let Some(cj) = d.filter(|c| cron_container(c).is_some()).or(r)
@@ -152,8 +150,8 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
                 read_pod(&mut seen, cron_pod(cj), c);
             }
         }
-        Mode::Deployment => match &live.deployment {
-            Some(dep) => {
+        Mode::Deployment => {
+            if let Some(dep) = &live.deployment {
                 let replicas = dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
                 seen.enabled = replicas > 0;
                 if let Some(c) = deployment_container(dep) {
@@ -170,8 +168,7 @@ pub fn observe(prior: &Spec, live: &Live) -> Option<Spec> {
                     }
                 }
             }
-            None => seen.image_tag = String::new(),
-        },
+        }
     }
     Some(seen)
 }
@@ -263,21 +260,12 @@ mod tests {
     }
 
     #[test]
-    fn set_image_on_one_cron_job_shows_as_tag_drift() {
+    fn the_dispatcher_decides_and_missing_objects_keep_the_prior() {
         let s = spec();
         let mut l = live(&s);
         let pod = pod_mut(l.reaper.as_mut().unwrap());
         pod.containers[0].image = Some("ghcr.io/example/beads-runner:0.0.9".into());
-        assert_eq!(
-            observe(&s, &l).unwrap().image_tag,
-            "0.1.0 (dispatcher) / 0.0.9 (reaper)"
-        );
-    }
-
-    #[test]
-    fn suspend_and_deletions_show_on_their_attribute() {
-        let s = spec();
-        let mut l = live(&s);
+        assert_eq!(observe(&s, &l).unwrap().image_tag, "0.1.0");
         l.dispatcher
             .as_mut()
             .unwrap()
@@ -287,7 +275,10 @@ mod tests {
             .suspend = Some(true);
         assert!(!observe(&s, &l).unwrap().enabled);
         l.reaper = None;
-        assert_eq!(observe(&s, &l).unwrap().reap_schedule, "");
+        l.config_map = None;
+        let seen = observe(&s, &l).unwrap();
+        assert_eq!(seen.reap_schedule, s.reap_schedule);
+        assert_eq!(seen.dolt, s.dolt);
         assert_eq!(observe(&s, &Live::default()), None);
     }
 }

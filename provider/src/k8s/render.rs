@@ -23,6 +23,27 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode the `mode` attribute names (the one grammar of it: schema
+    /// validation and the typed state both use this).
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        match s {
+            "cronjob" => Ok(Mode::CronJob),
+            "deployment" => Ok(Mode::Deployment),
+            _ => Err(format!(
+                "{s:?} is not a mode; use \"cronjob\" or \"deployment\""
+            )),
+        }
+    }
+
+    /// The other mode.
+    pub fn other(self) -> Mode {
+        match self {
+            Mode::CronJob => Mode::Deployment,
+            Mode::Deployment => Mode::CronJob,
+        }
+    }
+
+    /// The mode as the `mode` attribute spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::CronJob => "cronjob",
@@ -78,6 +99,7 @@ pub struct Names {
 }
 
 impl Names {
+    /// The names rendered for resource name `name`.
     pub fn new(name: &str) -> Self {
         Names {
             config_map: format!("{name}-metadata"),
@@ -85,6 +107,135 @@ impl Names {
             reaper: format!("{name}-reaper"),
             deployment: format!("{name}-runner"),
         }
+    }
+}
+
+impl Names {
+    /// Every object a resource of this name may own, in apply order.
+    pub fn all(&self) -> [ObjectId; 4] {
+        [
+            ObjectId::new(Kind::ConfigMap, &self.config_map),
+            ObjectId::new(Kind::CronJob, &self.dispatcher),
+            ObjectId::new(Kind::CronJob, &self.reaper),
+            ObjectId::new(Kind::Deployment, &self.deployment),
+        ]
+    }
+
+    /// The objects of `mode`, in apply order.
+    pub fn of_mode(&self, mode: Mode) -> Vec<ObjectId> {
+        let [cm, dispatcher, reaper, deployment] = self.all();
+        match mode {
+            Mode::CronJob => vec![cm, dispatcher, reaper],
+            Mode::Deployment => vec![cm, deployment],
+        }
+    }
+}
+
+/// The kinds of object this resource manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    ConfigMap,
+    CronJob,
+    Deployment,
+}
+
+impl Kind {
+    /// The kind as the API names it (`CronJob`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "ConfigMap",
+            Kind::CronJob => "CronJob",
+            Kind::Deployment => "Deployment",
+        }
+    }
+}
+
+/// One object of the resource: its kind and name (the namespace is the
+/// resource's). Shown as `cronjob/beads-dispatcher`, as kubectl names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectId {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ObjectId {
+    /// The object `kind` named `name`.
+    pub fn new(kind: Kind, name: &str) -> ObjectId {
+        ObjectId {
+            kind,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str().to_lowercase(), self.name)
+    }
+}
+
+/// A rendered object, typed by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    ConfigMap(Box<ConfigMap>),
+    CronJob(Box<CronJob>),
+    Deployment(Box<Deployment>),
+}
+
+impl Object {
+    /// Which object this is.
+    pub fn id(&self) -> ObjectId {
+        let (kind, meta) = match self {
+            Object::ConfigMap(o) => (Kind::ConfigMap, &o.metadata),
+            Object::CronJob(o) => (Kind::CronJob, &o.metadata),
+            Object::Deployment(o) => (Kind::Deployment, &o.metadata),
+        };
+        ObjectId::new(kind, meta.name.as_deref().unwrap_or_default())
+    }
+
+    /// The object as JSON, as it is sent.
+    pub fn to_json(&self) -> Value {
+        let json = match self {
+            Object::ConfigMap(o) => serde_json::to_value(o),
+            Object::CronJob(o) => serde_json::to_value(o),
+            Object::Deployment(o) => serde_json::to_value(o),
+        };
+        // Serializing k8s-openapi types into a Value cannot fail.
+        json.unwrap_or_default()
+    }
+
+    /// Marks the object as `instance`'s (the ownership annotation).
+    pub fn with_instance(mut self, instance: &str) -> Object {
+        let meta = match &mut self {
+            Object::ConfigMap(o) => &mut o.metadata,
+            Object::CronJob(o) => &mut o.metadata,
+            Object::Deployment(o) => &mut o.metadata,
+        };
+        meta.annotations
+            .get_or_insert_default()
+            .insert(INSTANCE_ANNOTATION.to_string(), instance.to_string());
+        self
+    }
+}
+
+/// The annotation holding the id of the `beads_autodispatch` instance that
+/// created an object (kept in the resource's state as `instance_id`).
+/// Provider-only: the runner never reads it.
+pub const INSTANCE_ANNOTATION: &str = "beads-autodispatch/instance-id";
+
+/// The objects of `spec`'s mode, in apply order (the ConfigMap the pods
+/// mount first), without the ownership annotation.
+pub fn objects(spec: &Spec) -> Vec<Object> {
+    match spec.mode {
+        Mode::CronJob => vec![
+            Object::ConfigMap(Box::new(config_map(spec))),
+            Object::CronJob(Box::new(dispatcher(spec))),
+            Object::CronJob(Box::new(reaper(spec))),
+        ],
+        Mode::Deployment => vec![
+            Object::ConfigMap(Box::new(config_map(spec))),
+            Object::Deployment(Box::new(deployment(spec))),
+        ],
     }
 }
 
@@ -113,7 +264,11 @@ pub fn split_image_ref(reference: &str) -> (String, String) {
 
 /// The `metadata.json` the runner reads: connection facts only, never a secret.
 pub fn metadata_json(spec: &Spec) -> String {
-    let d = &spec.dolt;
+    dolt_metadata_json(&spec.dolt)
+}
+
+/// The `metadata.json` of one Dolt connection.
+pub fn dolt_metadata_json(d: &Dolt) -> String {
     Metadata::for_server(
         &d.host,
         d.port,
@@ -252,6 +407,8 @@ fn cron_job(spec: &Spec, name: &str, component: &str, schedule: &str, subcommand
                 "metadata": {"labels": labels(spec, component)},
                 "spec": {
                     "backoffLimit": 0,
+                    // The runner's own tick deadline is shorter; this stops a hung pod.
+                    "activeDeadlineSeconds": defaults::JOB_ACTIVE_DEADLINE.as_secs(),
                     "ttlSecondsAfterFinished": 600,
                     "template": {
                         "metadata": {"labels": labels(spec, component)},
@@ -403,6 +560,7 @@ pub(crate) mod tests {
         assert_eq!(spec_json["startingDeadlineSeconds"], 60);
         let job = &spec_json["jobTemplate"]["spec"];
         assert_eq!(job["backoffLimit"], 0);
+        assert_eq!(job["activeDeadlineSeconds"], 120);
         assert_eq!(job["ttlSecondsAfterFinished"], 600);
         let pod = &job["template"]["spec"];
         assert_eq!(pod["restartPolicy"], "Never");

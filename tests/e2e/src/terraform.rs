@@ -171,3 +171,19 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The first line of `terraform version` (e.g. `Terraform v1.0.3`), or
+/// empty when it cannot run.
+pub fn version_of(terraform: &Path) -> String {
+    std::process::Command::new(terraform)
+        .arg("version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default()
+}

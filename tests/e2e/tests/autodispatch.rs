@@ -138,6 +138,9 @@ async fn apply_plan_kill_switch_image_change_destroy() {
             plan.contains("~ enabled") && plan.contains("1 to change"),
             "{plan}"
         );
+        for job in ["cronjob/beads-dispatcher", "cronjob/beads-reaper"] {
+            assert!(shows(&plan, job, "spec.suspend", "false", "true"), "{plan}");
+        }
         assert!(!plan.contains("must be replaced"), "{plan}");
         c.ws.apply(&["-var=beads_dispatcher_enabled=false"])
             .unwrap();
@@ -182,64 +185,262 @@ async fn apply_plan_kill_switch_image_change_destroy() {
     .await;
 }
 
+/// Whether `plan` shows field `path` of `object` changing from `from` to `to`
+/// (the `objects` attribute: object → field path → value).
+fn shows(plan: &str, object: &str, path: &str, from: &str, to: &str) -> bool {
+    let q = |s: &str| serde_json::to_string(s).unwrap();
+    // Terraform pads map keys to align the values.
+    let plan = plan.split_whitespace().collect::<Vec<_>>().join(" ");
+    plan.contains(&q(object)) && plan.contains(&format!("{} = {} -> {}", q(path), q(from), q(to)))
+}
+
+const POD: &str = "spec.jobTemplate.spec.template.spec";
+const RUNNER: &str = "spec.jobTemplate.spec.template.spec.containers[name=runner]";
+
+fn json_patch(c: &Case, object: &str, ops: serde_json::Value) {
+    c.kubectl(&["patch", object, "--type=json", "-p", &ops.to_string()]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn out_of_band_changes_show_as_drift_and_apply_restores_them() {
+async fn out_of_band_changes_to_owned_fields_show_by_object_and_field_and_apply_restores_them() {
     each_terraform(|tf| async move {
         let c = Case::new(&tf).await;
         c.config(&resource(""));
         c.ws.apply(&[]).unwrap();
-
-        // kubectl set image
-        c.kubectl(&["set", "image", "cronjob/beads-reaper", "runner=ghcr.io/example/beads-runner:0.0.9"]);
-        let (changes, plan) = c.ws.plan(&[]).unwrap();
-        assert!(changes, "set image must show");
-        assert!(
-            plan.contains(r#""0.1.0 (dispatcher) / 0.0.9 (reaper)" -> "0.1.0""#),
-            "{plan}"
-        );
-        assert!(plan.contains("updated in-place") && plan.contains("1 to change"), "{plan}");
-        c.ws.apply(&[]).unwrap();
-        let cj = c.get("cronjob", "beads-reaper").unwrap();
-        assert_eq!(container(&cj)["image"], "ghcr.io/example/beads-runner:0.1.0");
-        assert!(!c.ws.plan(&[]).unwrap().0);
-
-        // suspend patched
-        c.kubectl(&["patch", "cronjob/beads-dispatcher", "--type=merge", "-p", r#"{"spec":{"suspend":true}}"#]);
-        let (changes, plan) = c.ws.plan(&[]).unwrap();
-        assert!(changes && plan.contains("~ enabled"), "{plan}");
-        c.ws.apply(&[]).unwrap();
-        assert_eq!(c.get("cronjob", "beads-dispatcher").unwrap()["spec"]["suspend"], false);
-
-        // schedule patched
-        c.kubectl(&["patch", "cronjob/beads-dispatcher", "--type=merge", "-p", r#"{"spec":{"schedule":"0 * * * *"}}"#]);
-        let (changes, plan) = c.ws.plan(&[]).unwrap();
-        assert!(changes && plan.contains(r#""0 * * * *" -> "*/2 * * * *""#), "{plan}");
-        c.ws.apply(&[]).unwrap();
-        assert_eq!(c.get("cronjob", "beads-dispatcher").unwrap()["spec"]["schedule"], "*/2 * * * *");
-
-        // ConfigMap edited
+        let before: Vec<Value> = ["beads-dispatcher", "beads-reaper"]
+            .iter()
+            .map(|j| c.get("cronjob", j).unwrap()["spec"].clone())
+            .collect();
+        let pod = "/spec/jobTemplate/spec/template/spec";
+        let ctr = "/spec/jobTemplate/spec/template/spec/containers/0";
+        // Every kind of field the provider sets, changed out of band at once.
+        json_patch(&c, "cronjob/beads-reaper", serde_json::json!([
+            {"op": "replace", "path": format!("{ctr}/args"), "value": ["dispatch"]},
+            {"op": "replace", "path": format!("{ctr}/image"), "value": "ghcr.io/example/beads-runner:0.0.9"},
+            {"op": "replace", "path": "/spec/suspend", "value": true},
+            {"op": "replace", "path": "/spec/schedule", "value": "0 * * * *"},
+            {"op": "replace", "path": "/spec/concurrencyPolicy", "value": "Allow"},
+            {"op": "replace", "path": "/spec/successfulJobsHistoryLimit", "value": 10},
+            {"op": "replace", "path": "/spec/startingDeadlineSeconds", "value": 300},
+            {"op": "replace", "path": "/spec/jobTemplate/spec/activeDeadlineSeconds", "value": 999},
+            {"op": "replace", "path": "/spec/failedJobsHistoryLimit", "value": 7},
+            {"op": "replace", "path": "/spec/jobTemplate/spec/backoffLimit", "value": 6},
+            {"op": "replace", "path": "/spec/jobTemplate/spec/ttlSecondsAfterFinished", "value": 60},
+        ]));
+        json_patch(&c, "cronjob/beads-dispatcher", serde_json::json!([
+            {"op": "replace", "path": format!("{ctr}/env/0/value"), "value": "http://evil.example"},
+            {"op": "replace", "path": format!("{ctr}/resources/limits/memory"), "value": "1Gi"},
+            {"op": "replace", "path": format!("{ctr}/securityContext/readOnlyRootFilesystem"), "value": false},
+            {"op": "replace", "path": format!("{ctr}/volumeMounts/0/readOnly"), "value": false},
+            {"op": "replace", "path": format!("{ctr}/command"), "value": ["/bin/sh"]},
+            {"op": "replace", "path": format!("{pod}/securityContext/runAsUser"), "value": 0},
+            {"op": "replace", "path": format!("{pod}/volumes/0/configMap/name"), "value": "other"},
+            {"op": "replace", "path": "/metadata/labels/app.kubernetes.io~1component", "value": "x"},
+        ]));
         c.kubectl(&[
             "patch", "configmap/beads-metadata", "--type=merge", "-p",
             r#"{"data":{"metadata.json":"{\"dolt_mode\":\"server\",\"dolt_server_host\":\"elsewhere\",\"dolt_database\":\"code\",\"dolt_server_user\":\"beads\"}"}}"#,
         ]);
         let (changes, plan) = c.ws.plan(&[]).unwrap();
-        assert!(changes && plan.contains(r#""elsewhere" -> "dolt.beads-server.svc.cluster.local""#), "{plan}");
+        assert!(changes && plan.contains("1 to change"), "{plan}");
+        let r = "cronjob/beads-reaper";
+        let d = "cronjob/beads-dispatcher";
+        for (object, path, from, to) in [
+            (r, format!("{RUNNER}.image"), "ghcr.io/example/beads-runner:0.0.9", "ghcr.io/example/beads-runner:0.1.0"),
+            (r, "spec.suspend".into(), "true", "false"),
+            (r, "spec.schedule".into(), "0 * * * *", "*/10 * * * *"),
+            (r, "spec.concurrencyPolicy".into(), "Allow", "Forbid"),
+            (r, "spec.successfulJobsHistoryLimit".into(), "10", "3"),
+            (r, "spec.startingDeadlineSeconds".into(), "300", "60"),
+            (r, "spec.jobTemplate.spec.activeDeadlineSeconds".into(), "999", "120"),
+            (r, "spec.failedJobsHistoryLimit".into(), "7", "3"),
+            (r, "spec.jobTemplate.spec.backoffLimit".into(), "6", "0"),
+            (r, "spec.jobTemplate.spec.ttlSecondsAfterFinished".into(), "60", "600"),
+            (d, format!("{RUNNER}.env[name=BEADBOARD_URL].value"), "http://evil.example", "http://beadboard.beads-server.svc.cluster.local"),
+            (d, format!("{RUNNER}.resources.limits.memory"), "1Gi", "64Mi"),
+            (d, format!("{RUNNER}.securityContext.readOnlyRootFilesystem"), "false", "true"),
+            (d, format!("{RUNNER}.volumeMounts[mountPath=/etc/beads-metadata].readOnly"), "false", "true"),
+            (d, format!("{POD}.securityContext.runAsUser"), "0", "65532"),
+            (d, format!("{POD}.volumes[name=beads-metadata].configMap.name"), "other", "beads-metadata"),
+            (d, "metadata.labels[app.kubernetes.io/component]".into(), "x", "dispatcher"),
+        ] {
+            assert!(shows(&plan, object, &path, from, to), "{object} {path}: {from} -> {to}\n{plan}");
+        }
+        // Lists (args, command) and JSON data show as jsonencode diffs.
+        // (Terraform 1.0 shows a changed list element as a removal and an addition.)
+        for (path, from, to) in [
+            (format!("{RUNNER}.args"), "dispatch", "reap"),
+            (format!("{RUNNER}.command"), "/bin/sh", "/usr/local/bin/beads-runner"),
+            ("data[metadata.json]".to_string(), "elsewhere", "dolt.beads-server.svc.cluster.local"),
+        ] {
+            let changed = plan.contains(&format!("{from:?} -> {to:?}"))
+                || (plan.contains(&format!("- {from:?}")) && plan.contains(&format!("+ {to:?}")));
+            assert!(plan.contains(&format!("{path:?}")) && changed, "{path}\n{plan}");
+        }
+        // The user's own attributes keep their configured meaning.
+        assert!(!plan.contains("~ image_tag") && !plan.contains("~ enabled"), "{plan}");
         c.ws.apply(&[]).unwrap();
+        for (job, spec) in ["beads-dispatcher", "beads-reaper"].iter().zip(&before) {
+            let now = c.get("cronjob", job).unwrap();
+            assert_eq!(&now["spec"], spec, "{job} restored");
+            assert_eq!(now["metadata"]["labels"]["app.kubernetes.io/component"], job.trim_start_matches("beads-"));
+        }
         let meta = c.get("configmap", "beads-metadata").unwrap()["data"]["metadata.json"].clone();
         assert!(meta.as_str().unwrap().contains("dolt.beads-server.svc.cluster.local"));
+        let (changes, plan) = c.ws.plan(&[]).unwrap();
+        assert!(!changes, "empty after the repair:\n{plan}");
 
-        // one CronJob deleted
+        // One CronJob deleted: the plan names it.
         c.kubectl(&["delete", "cronjob/beads-reaper"]);
         let (changes, plan) = c.ws.plan(&[]).unwrap();
-        assert!(changes && plan.contains("reap_schedule") && plan.contains("1 to change"), "{plan}");
+        assert!(changes && plan.contains(r#"+ "cronjob/beads-reaper""#) && plan.contains("1 to change"), "{plan}");
         c.ws.apply(&[]).unwrap();
         assert!(c.get("cronjob", "beads-reaper").is_some());
+        assert!(!c.ws.plan(&[]).unwrap().0);
 
-        // everything deleted: the resource is gone
+        // Everything deleted: the resource is gone.
         c.kubectl(&["delete", "cronjob/beads-reaper", "cronjob/beads-dispatcher", "configmap/beads-metadata"]);
         let (changes, plan) = c.ws.plan(&[]).unwrap();
         assert!(changes && plan.contains("will be created") && plan.contains("1 to add"), "{plan}");
         c.ws.apply(&[]).unwrap();
+        assert!(!c.ws.plan(&[]).unwrap().0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_switch_drift_survives_a_saved_refresh() {
+    each_terraform(|tf| async move {
+        let old = terraform::version_of(&tf).starts_with("Terraform v1.0");
+        let c = Case::new(&tf).await;
+        c.config(&resource(""));
+        let off = "-var=beads_dispatcher_enabled=false";
+        c.ws.apply(&[off]).unwrap();
+        c.kubectl(&[
+            "patch",
+            "cronjob/beads-dispatcher",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ]);
+        if old {
+            c.ws.ok(&["refresh", "-no-color", off]).unwrap();
+        } else {
+            c.ws.ok(&["apply", "-refresh-only", "-auto-approve", "-no-color", off])
+                .unwrap();
+        }
+        let (changes, plan) = c.ws.plan(&[off]).unwrap();
+        assert!(
+            changes,
+            "a dispatcher runs against the kill switch:\n{plan}"
+        );
+        assert!(
+            shows(
+                &plan,
+                "cronjob/beads-dispatcher",
+                "spec.suspend",
+                "false",
+                "true"
+            ),
+            "{plan}"
+        );
+        c.ws.apply(&[off]).unwrap();
+        assert_eq!(
+            c.get("cronjob", "beads-dispatcher").unwrap()["spec"]["suspend"],
+            true
+        );
+        assert!(!c.ws.plan(&[off]).unwrap().0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_other_managers_add_never_shows() {
+    each_terraform(|tf| async move {
+        let c = Case::new(&tf).await;
+        c.config(&resource(""));
+        c.ws.apply(&[]).unwrap();
+        let pod = "/spec/jobTemplate/spec/template/spec";
+        c.kubectl(&["label", "cronjob/beads-dispatcher", "team=a"]);
+        c.kubectl(&["annotate", "cronjob/beads-dispatcher", "note=b"]);
+        c.kubectl(&["annotate", "configmap/beads-metadata", "note=c"]);
+        json_patch(&c, "cronjob/beads-reaper", serde_json::json!([
+            {"op": "add", "path": format!("{pod}/dnsConfig"), "value": {"options": [{"name": "ndots", "value": "2"}]}},
+            {"op": "add", "path": format!("{pod}/imagePullSecrets"), "value": [{"name": "kyverno-added"}]},
+            {"op": "add", "path": format!("{pod}/containers/-"), "value": {
+                "name": "sidecar", "image": "busybox", "env": [{"name": "EXTRA", "value": "1"}]}},
+        ]));
+        let (changes, plan) = c.ws.plan(&[]).unwrap();
+        assert!(!changes, "{plan}");
+        // An apply keeps them (they are the other managers').
+        c.config(&resource("").replace("\"0.1.0\"", "\"0.2.0\""));
+        c.ws.apply(&[]).unwrap();
+        let cj = c.get("cronjob", "beads-reaper").unwrap();
+        let p = beads_e2e::local_pod::cron_job_pod(&cj);
+        assert_eq!(p["imagePullSecrets"][0]["name"], "kyverno-added", "{cj}");
+        assert!(!c.ws.plan(&[]).unwrap().0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_pull_secrets_empty_and_unset_agree_and_duplicates_are_refused() {
+    let tf = terraform::binaries().remove(0);
+    let c = Case::new(&tf).await;
+    c.config(&resource("  image_pull_secrets = []\n"));
+    c.ws.apply(&[]).unwrap();
+    c.config(&resource(""));
+    let (changes, plan) = c.ws.plan(&[]).unwrap();
+    assert!(!changes, "[] and unset are the same:\n{plan}");
+    c.config(&resource("  image_pull_secrets = [\"a\", \"a\"]\n"));
+    let out = c.ws.run(&["plan", "-no-color"]).unwrap();
+    let text = terraform::text(&out);
+    assert!(
+        !out.status.success() && text.contains("listed twice"),
+        "{text}"
+    );
+    c.config(&resource("  image_pull_secrets = [\"a\", \"b\"]\n"));
+    c.ws.apply(&[]).unwrap();
+    let cj = c.get("cronjob", "beads-dispatcher").unwrap();
+    assert_eq!(
+        beads_e2e::local_pod::cron_job_pod(&cj)["imagePullSecrets"],
+        serde_json::json!([{"name": "a"}, {"name": "b"}])
+    );
+    assert!(!c.ws.plan(&[]).unwrap().0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_replicas_and_strategy_drift_show_and_are_repaired() {
+    each_terraform(|tf| async move {
+        let c = Case::new(&tf).await;
+        c.config(&resource("  mode = \"deployment\"\n"));
+        c.ws.apply(&[]).unwrap();
+        c.kubectl(&[
+            "patch",
+            "deployment/beads-runner",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":3,"strategy":{"type":"RollingUpdate"}}}"#,
+        ]);
+        let (changes, plan) = c.ws.plan(&[]).unwrap();
+        assert!(changes, "{plan}");
+        assert!(
+            shows(&plan, "deployment/beads-runner", "spec.replicas", "3", "1"),
+            "{plan}"
+        );
+        assert!(
+            shows(
+                &plan,
+                "deployment/beads-runner",
+                "spec.strategy.type",
+                "RollingUpdate",
+                "Recreate"
+            ),
+            "{plan}"
+        );
+        c.ws.apply(&[]).unwrap();
+        let d = c.get("deployment", "beads-runner").unwrap();
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
         assert!(!c.ws.plan(&[]).unwrap().0);
     })
     .await;
@@ -384,12 +585,30 @@ async fn examples_and_the_stack_apply() {
         }
         if dir == "examples/pinned-digest" {
             let cj = c.get("cronjob", "beads-dispatcher").unwrap();
+            let pinned = container(&cj)["image"].as_str().unwrap().to_string();
+            assert!(pinned.contains("@sha256:"));
+            c.kubectl(&[
+                "set",
+                "image",
+                "cronjob/beads-dispatcher",
+                "runner=ghcr.io/example/beads-runner:latest",
+            ]);
+            let (changes, plan) = c.ws.plan(&[]).unwrap();
+            let path = format!("{RUNNER}.image");
             assert!(
-                container(&cj)["image"]
-                    .as_str()
-                    .unwrap()
-                    .contains("@sha256:")
+                changes
+                    && shows(
+                        &plan,
+                        "cronjob/beads-dispatcher",
+                        &path,
+                        "ghcr.io/example/beads-runner:latest",
+                        &pinned
+                    ),
+                "{plan}"
             );
+            c.ws.apply(&[]).unwrap();
+            let cj = c.get("cronjob", "beads-dispatcher").unwrap();
+            assert_eq!(container(&cj)["image"], pinned.as_str());
         }
     }
 }
@@ -419,5 +638,39 @@ async fn real_cluster_when_given() {
                 .kubectl_ok(&["delete", "namespace", &c.ns])
                 .unwrap();
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_validates_the_api_server_accepts_and_what_it_refuses_fails_at_validate() {
+    let tf = terraform::binaries().remove(0);
+    let c = Case::new(&tf).await;
+    // The longest name: "<name>-dispatcher" is exactly 52 characters.
+    let longest = "a".repeat(41);
+    c.config(&resource(&format!(
+        "  name = \"{longest}\"\n  dispatch_schedule = \"@every 1h\"\n  reap_schedule = \"0 0 * * 6\"\n"
+    )));
+    c.ws.apply(&[]).unwrap();
+    let cj = c.get("cronjob", &format!("{longest}-dispatcher")).unwrap();
+    assert_eq!(cj["spec"]["schedule"], "@every 1h");
+    assert!(!c.ws.plan(&[]).unwrap().0);
+    for (extra, summary) in [
+        (format!("  name = \"{}\"\n", "a".repeat(42)), "Invalid name"),
+        (
+            "  reap_schedule = \"0 0 * * 7\"\n".to_string(),
+            "Invalid reap_schedule",
+        ),
+        (
+            "  reap_schedule = \"TZ=UTC 0 0 * * *\"\n".to_string(),
+            "Invalid reap_schedule",
+        ),
+    ] {
+        c.config(&resource(&extra));
+        let out = c.ws.run(&["validate", "-no-color"]).unwrap();
+        let text = terraform::text(&out);
+        assert!(
+            !out.status.success() && text.contains(summary),
+            "{extra}: {text}"
+        );
     }
 }

@@ -117,12 +117,24 @@ async fn update_failing_at_the_second_cron_job_shows_the_rest_next_plan() {
     );
 
     // The state says what exists; the plan shows what is left to do.
-    let state = ws.state_json().unwrap();
-    let tag = &state["values"]["root_module"]["resources"][0]["values"]["image_tag"];
-    assert_eq!(tag, "0.2.0 (dispatcher) / 0.1.0 (reaper)", "{state}");
+    let objects = state_objects(&ws);
+    let image_of = |job: &str| {
+        objects[job]["spec.jobTemplate.spec.template.spec.containers[name=runner].image"].clone()
+    };
+    assert_eq!(
+        image_of("cronjob/beads-dispatcher"),
+        "ghcr.io/example/beads-runner:0.2.0"
+    );
+    assert_eq!(
+        image_of("cronjob/beads-reaper"),
+        "ghcr.io/example/beads-runner:0.1.0"
+    );
     let (changes, plan) = ws.plan(&[]).unwrap();
     assert!(
-        changes && plan.contains(r#""0.2.0 (dispatcher) / 0.1.0 (reaper)" -> "0.2.0""#),
+        changes
+            && plan.contains(
+                r#""ghcr.io/example/beads-runner:0.1.0" -> "ghcr.io/example/beads-runner:0.2.0""#
+            ),
         "{plan}"
     );
     ws.apply(&[]).unwrap();
@@ -171,7 +183,18 @@ async fn interrupted_apply_is_fixed_by_the_next_apply() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!out.status.success(), "{}", terraform::text(&out));
+    let text = terraform::text(&out);
+    assert!(!out.status.success(), "{text}");
+    // Terraform may wait for the write or stop the provider; either way
+    // one diagnostic from the provider (Terraform adds its own "execution
+    // halted"), never a second one from the read-back.
+    let from_provider = text.matches("Error: Cannot create").count()
+        + text.matches("Error: Operation cancelled").count();
+    assert!(from_provider <= 1, "{text}");
+    // The read-back after the stop is not cancelled with it: the state
+    // records the ConfigMap and the dispatcher written before the signal.
+    assert_eq!(recorded(&ws), existing(&cluster), "{text}");
+    assert!(recorded(&ws).contains(&"cronjob/beads-dispatcher".to_string()));
 
     cluster.sandbox.as_ref().unwrap().clear_faults();
     ws.apply(&[]).unwrap();
@@ -198,7 +221,9 @@ async fn api_errors_name_the_object_and_the_cause() {
     let text = one_line(&terraform::text(&out));
     assert!(!out.status.success());
     assert!(
-        text.contains("applying ConfigMap no-such-ns/beads-metadata: namespaces \"no-such-ns\" not found (404 NotFound)"),
+        text.contains(
+            "applying ConfigMap no-such-ns/beads-metadata on the API server http://127.0.0.1:"
+        ) && text.contains("namespaces \"no-such-ns\" not found (404 NotFound)"),
         "{text}"
     );
 
@@ -220,6 +245,167 @@ async fn api_errors_name_the_object_and_the_cause() {
     assert!(!ws.plan(&[]).unwrap().0);
 }
 
+/// The `objects` attribute of the one resource in the state.
+fn state_objects(ws: &Workspace) -> serde_json::Value {
+    let state = ws.state_json().unwrap();
+    state["values"]["root_module"]["resources"][0]["values"]["objects"].clone()
+}
+
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const ALL: [(&str, &str); 4] = [
+    ("configmap", "beads-metadata"),
+    ("cronjob", "beads-dispatcher"),
+    ("cronjob", "beads-reaper"),
+    ("deployment", "beads-runner"),
+];
+
+/// The objects the state records (none when the resource is not in it).
+fn recorded(ws: &Workspace) -> Vec<String> {
+    match state_objects(ws).as_object() {
+        Some(o) => o.keys().cloned().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The objects the cluster holds, named as the state names them.
+fn existing(cluster: &Cluster) -> Vec<String> {
+    ALL.iter()
+        .filter(|(kind, name)| {
+            cluster
+                .get_json("beads-server", kind, name)
+                .unwrap()
+                .is_some()
+        })
+        .map(|(kind, name)| format!("{kind}/{name}"))
+        .collect()
+}
+
+/// Each write of one phase failing in turn: the apply fails naming the
+/// object, the saved state records exactly the objects that exist, and
+/// the next apply converges to an empty plan.
+async fn each_write_failing(
+    phase: &str,
+    writes: &[(&str, &str, &str)],
+    before: impl Fn(&Workspace, &str),
+    during: impl Fn(&Workspace, &str),
+    command: &[&str],
+) {
+    for (verb, resource, name) in writes {
+        let (cluster, ws) = setup().await;
+        let kc = cluster.kubeconfig.display().to_string();
+        before(&ws, &kc);
+        during(&ws, &kc);
+        cluster
+            .sandbox
+            .as_ref()
+            .unwrap()
+            .inject_fault(fail_once(verb, resource, name, None));
+        let out = ws.run(command).unwrap();
+        let text = one_line(&terraform::text(&out));
+        assert!(!out.status.success(), "{phase} {verb} {name}: {text}");
+        assert!(
+            text.contains(name) && text.contains("injected failure"),
+            "{phase} {verb} {name}: {text}"
+        );
+        assert_eq!(
+            text.matches("Error:").count(),
+            1,
+            "one diagnostic per failure: {text}"
+        );
+        assert_eq!(
+            recorded(&ws),
+            existing(&cluster),
+            "{phase}: {verb} {resource}/{name} failed"
+        );
+        ws.ok(command).unwrap();
+        if command[0] == "destroy" {
+            assert_eq!(existing(&cluster), Vec::<String>::new());
+            assert_eq!(recorded(&ws), Vec::<String>::new());
+        } else {
+            let (changes, plan) = ws.plan(&[]).unwrap();
+            assert!(!changes, "{phase} {verb} {name}: converged:\n{plan}");
+        }
+    }
+}
+
+fn deployment_tf(kubeconfig: &str) -> String {
+    main_tf(kubeconfig, "0.1.0").replace(
+        "  image_tag",
+        "  mode          = \"deployment\"\n  image_tag",
+    )
+}
+
+const CRON_WRITES: [(&str, &str, &str); 3] = [
+    ("apply", "configmaps", "beads-metadata"),
+    ("apply", "cronjobs", "beads-dispatcher"),
+    ("apply", "cronjobs", "beads-reaper"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_with_each_write_failing_leaves_a_true_state() {
+    each_write_failing(
+        "create",
+        &CRON_WRITES,
+        |_, _| {},
+        |ws, kc| ws.write("main.tf", &main_tf(kc, "0.1.0")).unwrap(),
+        &["apply", "-auto-approve", "-no-color"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_with_each_write_failing_leaves_a_true_state() {
+    each_write_failing(
+        "update",
+        &CRON_WRITES,
+        |ws, kc| {
+            ws.write("main.tf", &main_tf(kc, "0.1.0")).unwrap();
+            ws.apply(&[]).unwrap();
+        },
+        |ws, kc| ws.write("main.tf", &main_tf(kc, "0.2.0")).unwrap(),
+        &["apply", "-auto-approve", "-no-color"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mode_switch_with_each_write_failing_leaves_a_true_state() {
+    each_write_failing(
+        "mode switch",
+        &[
+            ("apply", "configmaps", "beads-metadata"),
+            ("apply", "deployments", "beads-runner"),
+            ("delete", "cronjobs", "beads-dispatcher"),
+            ("delete", "cronjobs", "beads-reaper"),
+        ],
+        |ws, kc| {
+            ws.write("main.tf", &main_tf(kc, "0.1.0")).unwrap();
+            ws.apply(&[]).unwrap();
+        },
+        |ws, kc| ws.write("main.tf", &deployment_tf(kc)).unwrap(),
+        &["apply", "-auto-approve", "-no-color"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_with_each_delete_failing_leaves_a_true_state() {
+    each_write_failing(
+        "destroy",
+        &[
+            ("delete", "cronjobs", "beads-dispatcher"),
+            ("delete", "cronjobs", "beads-reaper"),
+            ("delete", "configmaps", "beads-metadata"),
+        ],
+        |ws, kc| {
+            ws.write("main.tf", &main_tf(kc, "0.1.0")).unwrap();
+            ws.apply(&[]).unwrap();
+        },
+        |_, _| {},
+        &["destroy", "-auto-approve", "-no-color"],
+    )
+    .await;
 }

@@ -75,7 +75,7 @@ fn validate_accepts_a_valid_configuration() {
 }
 
 #[test]
-fn plan_shows_defaults_and_computed_attributes_known_after_apply() {
+fn plan_shows_defaults_and_computed_attributes_known_at_plan_time() {
     for tf in terraform::binaries() {
         let ws = workspace(&tf, &config("beads", "", ""));
         let o = ws.run(&["plan", "-no-color", "-input=false"]).unwrap();
@@ -89,20 +89,25 @@ fn plan_shows_defaults_and_computed_attributes_known_after_apply() {
             out.contains("beads_autodispatch.main will be created"),
             "{out}"
         );
-        for computed in [
-            "id",
-            "metadata_json",
-            "config_map_name",
-            "dispatcher_cron_job",
-            "reaper_cron_job",
+        // Only the instance id is made at apply; the rest follows from the
+        // configuration and is shown in the plan.
+        let after_apply: Vec<&str> = out
+            .lines()
+            .map(|l| l.trim_start().trim_start_matches('+').trim())
+            .filter(|l| l.ends_with("= (known after apply)"))
+            .collect();
+        assert_eq!(after_apply.len(), 1, "{out}");
+        assert!(after_apply[0].starts_with("instance_id"), "{out}");
+        for known in [
+            r#"config_map_name     = "beads-metadata""#,
+            r#"dispatcher_cron_job = "beads-dispatcher""#,
+            r#"metadata_json       = jsonencode("#,
+            r#"+ "cronjob/beads-reaper""#,
+            r#"+ "spec.suspend""#,
         ] {
-            let shown = out.lines().any(|l| {
-                let l = l.trim_start().trim_start_matches('+').trim();
-                l.starts_with(computed) && l.ends_with("= (known after apply)")
-            });
             assert!(
-                shown,
-                "{}: {computed} not shown as (known after apply):\n{out}",
+                out.contains(known),
+                "{}: {known:?} missing:\n{out}",
                 version_of(&tf)
             );
         }
@@ -123,6 +128,23 @@ fn plan_shows_defaults_and_computed_attributes_known_after_apply() {
             "{out}"
         );
     }
+}
+
+#[test]
+fn metadata_json_is_known_when_only_other_inputs_are_not() {
+    // terraform_data (Terraform 1.4+) gives a value unknown until apply.
+    let tf = terraform::binaries().remove(0);
+    let main = config("beads", "  image_tag = terraform_data.tag.output", "")
+        + "\nresource \"terraform_data\" \"tag\" {\n  input = \"0.1.0\"\n}\n";
+    let ws = workspace(&tf, &main);
+    let o = ws.run(&["plan", "-no-color", "-input=false"]).unwrap();
+    let out = terraform::text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("metadata_json       = jsonencode("), "{out}");
+    assert!(
+        out.contains("objects             = (known after apply)"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -35,12 +35,41 @@ use crate::schema::{Block, Schema};
 use crate::value::Value;
 
 /// What every resource operation gets besides its values.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Ctx {
     /// Cancelled when Terraform calls StopProvider (the user pressed Ctrl-C).
     /// The framework abandons the operation then; long operations may also
     /// watch it to clean up.
     pub cancel: CancelToken,
+    /// The state a create or update is writing towards, once the resource
+    /// knows it (e.g. with an id it generated). After a failure the
+    /// framework reads the remote object back starting from this state.
+    in_flight: Arc<std::sync::Mutex<Option<Value>>>,
+}
+
+impl Ctx {
+    /// A context cancelled by `cancel`.
+    pub fn new(cancel: CancelToken) -> Ctx {
+        Ctx {
+            cancel,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Records the state this create or update is writing towards: if the
+    /// operation fails or is cancelled, the read-back after the failure
+    /// starts from it (and, when even that read fails, it is saved: what
+    /// may have been written is assumed to exist).
+    pub fn writing<S: Model>(&self, state: &S) {
+        if let Ok(mut slot) = self.in_flight.lock() {
+            *slot = Some(state.to_value());
+        }
+    }
+
+    /// The state recorded by [`Ctx::writing`], if any.
+    pub fn written(&self) -> Option<Value> {
+        self.in_flight.lock().ok().and_then(|slot| slot.clone())
+    }
 }
 
 /// A provider: its configuration schema, configuration, and resources.

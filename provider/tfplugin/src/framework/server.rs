@@ -98,9 +98,7 @@ impl ProviderService {
     }
 
     fn ctx(&self) -> Ctx {
-        Ctx {
-            cancel: self.cancel.clone(),
-        }
+        Ctx::new(self.cancel.clone())
     }
 
     fn entry(&self, type_name: &str) -> Result<&Entry, Diagnostics> {
@@ -571,10 +569,10 @@ impl ProviderService {
         };
         let ctx = self.ctx();
         if planned.is_null() {
-            // Delete: the new state is null; on failure the object stays.
+            // Delete: the new state is null; on failure, what is left.
             return match self.guarded(e.resource.delete(&ctx, &prior)).await {
                 Ok(()) => (None, Diagnostics::new()),
-                Err(d) => (req.prior_state.clone(), d),
+                Err(d) => self.after_failed_apply(e, &ctx, req, &prior, d).await,
             };
         }
         let result = if prior.is_null() {
@@ -607,46 +605,65 @@ impl ProviderService {
 }
 
 impl ProviderService {
-    /// A create or update that failed halfway may have changed part of the
-    /// remote object. The state must say what exists, so the object is read
-    /// back (with the plan's unknowns as nulls): whatever read reports is
-    /// saved along with the error, and the next plan shows the difference.
-    /// When read finds nothing, a failed create saves nothing and a failed
-    /// update keeps the prior state.
+    /// A create, update or delete that failed halfway may have changed
+    /// part of the remote object. The state must say what exists, so the
+    /// object is read back, starting from the state the resource said it was
+    /// writing ([`Ctx::writing`]) or else the plan (unknowns as nulls).
+    /// The read runs under its own deadline, never the cancelled context:
+    /// a StopProvider must not lose what was written. Whatever read reports
+    /// is saved along with the error (nothing, when it finds nothing), and
+    /// the next plan shows the difference. When the read fails too, nobody
+    /// knows what was written, so it is assumed written: the state being
+    /// written is saved if there is one, else the prior state is kept. The
+    /// operation's own error is the one diagnostic; the read's is logged.
     async fn after_failed_apply(
         &self,
         e: &Entry,
         ctx: &Ctx,
         req: &pb::apply_resource_change::Request,
         planned: &Value,
-        mut diags: Diagnostics,
+        diags: Diagnostics,
     ) -> (Option<pb::DynamicValue>, Diagnostics) {
-        let fallback = if req
+        let prior = req
             .prior_state
             .as_ref()
-            .is_some_and(|p| !p.msgpack.is_empty() || !p.json.is_empty())
-        {
-            req.prior_state.clone()
-        } else {
-            None
-        };
-        let probe = unknowns_to_null(planned);
-        match self.guarded(e.resource.read(ctx, &probe)).await {
-            Ok(v) if !v.is_null() => match encode(&v, &e.ty, "state after a failed apply") {
+            .filter(|p| !p.msgpack.is_empty() || !p.json.is_empty())
+            .cloned();
+        let written = ctx.written();
+        let probe = written.clone().unwrap_or_else(|| unknowns_to_null(planned));
+        let fresh = Ctx::new(CancelToken::new());
+        let read = tokio::time::timeout(READ_BACK_DEADLINE, e.resource.read(&fresh, &probe)).await;
+        let keep =
+            |v: &Value, diags: Diagnostics| match encode(v, &e.ty, "state after a failed apply") {
                 Ok(dv) => (Some(dv), diags),
-                Err(d) => {
-                    diags.extend(d);
-                    (fallback, diags)
+                Err(mut d) => {
+                    d.extend(diags);
+                    (prior.clone(), d)
                 }
-            },
-            Ok(_) => (None, diags),
-            Err(d) => {
-                diags.extend(d);
-                (fallback, diags)
+            };
+        match read {
+            Ok(Ok(v)) if v.is_null() => (None, diags),
+            Ok(Ok(v)) => keep(&v, diags),
+            Ok(Err(read_error)) => {
+                tracing::warn!(?read_error, "read-back after a failed apply failed");
+                match written {
+                    Some(w) => keep(&w, diags),
+                    None => (prior, diags),
+                }
+            }
+            Err(_) => {
+                tracing::warn!("read-back after a failed apply timed out");
+                match written {
+                    Some(w) => keep(&w, diags),
+                    None => (prior, diags),
+                }
             }
         }
     }
 }
+
+/// How long the read-back after a failed apply may take.
+const READ_BACK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The value with every unknown replaced by null.
 fn unknowns_to_null(v: &Value) -> Value {
@@ -673,7 +690,9 @@ fn unknowns_to_null(v: &Value) -> Value {
 fn server_capabilities() -> pb::ServerCapabilities {
     pb::ServerCapabilities {
         plan_destroy: false,
-        get_provider_schema_optional: false,
+        // Nothing here needs a GetProviderSchema call first, so Terraform 1.6+
+        // may reuse the schema it has instead of asking every provider start.
+        get_provider_schema_optional: true,
         move_resource_state: false,
     }
 }

@@ -94,7 +94,17 @@ impl Resource for Things {
         if t.name == "slow" {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
-        let _ = &ctx.cancel;
+        if t.name == "half" {
+            // Writes part of the object, then hangs until cancelled.
+            t.id = Some("id-half".into());
+            t.revision = Some(-1);
+            ctx.writing(&t);
+            self.store
+                .lock()
+                .expect("lock")
+                .insert(t.name.clone(), t.clone());
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         t.id = Some(format!("id-{}", t.name));
         t.revision = Some(self.counter.fetch_add(1, Ordering::SeqCst));
         if let Some(s) = self.wrong_size {
@@ -243,6 +253,7 @@ async fn schema_response_is_complete() {
     assert!(thing.block.is_some());
     let caps = r.server_capabilities.expect("capabilities");
     assert!(!caps.plan_destroy);
+    assert!(caps.get_provider_schema_optional);
     assert!(r.diagnostics.is_empty());
     let m = s
         .get_metadata(Request::new(pb::get_metadata::Request {}))
@@ -522,4 +533,27 @@ async fn stop_provider_cancels_work_in_flight() {
         Value::Null,
         "failed create saves nothing"
     );
+}
+
+#[tokio::test]
+async fn a_cancelled_create_saves_what_the_read_back_finds_with_one_diagnostic() {
+    let s = Arc::new(service());
+    let cfg = config("half", None);
+    let planned = val(&plan_rpc(&s, &Value::Null, &cfg, &cfg).await.planned_state);
+    let s2 = s.clone();
+    let apply = tokio::spawn(async move { apply_rpc(&s2, &Value::Null, &planned).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.stop_provider(Request::new(pb::stop_provider::Request {}))
+        .await
+        .expect("rpc");
+    let r = tokio::time::timeout(Duration::from_secs(2), apply)
+        .await
+        .expect("finished")
+        .expect("joined");
+    // The read-back ran although the operation's context was cancelled.
+    assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+    assert!(r.diagnostics[0].summary.contains("cancelled"));
+    let saved = val(&r.new_state);
+    assert_eq!(saved.get_attr("id"), Some(&Value::string("id-half")));
+    assert_eq!(saved.get_attr("revision"), Some(&Value::int(-1)));
 }
