@@ -80,9 +80,10 @@ impl Connection {
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(REQUEST_TIMEOUT);
         let server = config.cluster_url.to_string();
-        Client::try_from(config)
-            .map(|c| (c, server))
-            .map_err(|e| KubeError::Connect(format!("API server {server}: {e}")))
+        match Client::try_from(config) {
+            Ok(client) => Ok((client, server)),
+            Err(e) => Err(KubeError::Connect(format!("API server {server}: {e}"))),
+        }
     }
 
     async fn config(&self) -> Result<Config, KubeError> {

@@ -162,8 +162,9 @@ async fn connection_failures_name_the_server_and_the_kubeconfig() {
     let text = flat(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains(&format!("on the API server http://127.0.0.1:{port}/: no answer"))
-            && text.contains("Connection refused")
+        text.contains(&format!(
+            "on the API server http://127.0.0.1:{port}/: no answer"
+        )) && text.contains("Connection refused")
             && !text.contains("ServiceError"),
         "{text}"
     );

@@ -127,7 +127,6 @@ fn refused_at_validate(ws: &Workspace, config: &str) -> BTreeMap<String, String>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "passes once provider/src/validate.rs uses beads_contract::cron and the rendered names' limits (issue 11, provider side); run with --run-ignored"]
 async fn validate_accepts_exactly_what_the_api_server_accepts() {
     let cluster = Cluster::sandbox().await.unwrap();
     cluster.create_namespace("beads-server").unwrap();
