@@ -4,6 +4,7 @@
 //! inside the runner image with `runc`.
 
 pub mod cluster;
+pub mod deployed;
 pub mod image;
 pub mod local_pod;
 pub mod runc;

@@ -13,10 +13,10 @@ use std::path::Path;
 
 use beads_contract::defaults::RUNNER_IMAGE_PATH;
 use beads_e2e::cluster::Cluster;
+use beads_e2e::deployed;
 use beads_e2e::image;
 use beads_e2e::local_pod::{self, Local};
 use beads_e2e::runc::{self, Runtime};
-use beads_e2e::terraform::{self, Workspace};
 use beads_testkit::{BeadsDb, Seed, StubBeadBoard};
 use serde_json::{Value, json};
 
@@ -100,45 +100,8 @@ async fn ticks_inside_the_image_do_what_they_do_outside_it() {
     let inside_board = StubBeadBoard::start().await;
     let outside_board = StubBeadBoard::start().await;
     let cluster = Cluster::sandbox().await.unwrap();
-    cluster.create_namespace("beads-server").unwrap();
-
-    let tf = terraform::binaries().remove(0);
-    let ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
-    ws.write(
-        "main.tf",
-        &format!(
-            r#"{header}
-resource "beads_autodispatch" "this" {{
-  namespace     = "beads-server"
-  image         = "ghcr.io/example/beads-runner"
-  beadboard_url = "{board}"
-  max_in_flight = 2
-  dolt {{
-    host       = "{host}"
-    port       = {port}
-    database   = "{database}"
-    project_id = "p-123"
-  }}
-}}
-"#,
-            header = terraform::header(&format!(
-                "  config_path = \"{}\"",
-                cluster.kubeconfig.display()
-            )),
-            board = inside_board.url(),
-            host = inside_db.host,
-            port = inside_db.port,
-            database = inside_db.name,
-        ),
-    )
-    .unwrap();
-    ws.apply(&[]).unwrap();
-
-    let cm = cluster
-        .get_json("beads-server", "configmap", "beads-metadata")
-        .unwrap()
-        .unwrap();
-    let config_maps = BTreeMap::from([("beads-metadata".to_string(), cm)]);
+    let deployed = deployed::apply(&cluster, &inside_db, &inside_board.url()).unwrap();
+    let config_maps = &deployed.config_maps;
     let secrets = BTreeMap::new();
 
     // Outside: the image's own binary as a local process, against a twin
@@ -158,7 +121,7 @@ resource "beads_autodispatch" "this" {{
         .join(RUNNER_IMAGE_PATH.trim_start_matches('/'));
     let local = Local {
         binary: &image_binary,
-        config_maps: &config_maps,
+        config_maps,
         secrets: &secrets,
         scratch: scratch.path(),
         extra_args: &[],
@@ -182,7 +145,7 @@ resource "beads_autodispatch" "this" {{
             ),
             "{job}"
         );
-        let container = local_pod::resolve(pod, &config_maps, &secrets).unwrap();
+        let container = local_pod::resolve(pod, config_maps, &secrets).unwrap();
         // What the runtime is told, from the rendered securityContext.
         let spec =
             runc::runtime_spec(pod, &container, &image_config, runtime.rootfs(), &[]).unwrap();
@@ -245,7 +208,7 @@ resource "beads_autodispatch" "this" {{
         .unwrap();
     let mut pod = local_pod::cron_job_pod(&cj).clone();
     pod["containers"][0]["args"] = json!([beads_contract::defaults::subcommand::CHECK]);
-    let container = local_pod::resolve(&pod, &config_maps, &secrets).unwrap();
+    let container = local_pod::resolve(&pod, config_maps, &secrets).unwrap();
     let check = runtime.run(&pod, &container).unwrap();
     assert_eq!(check.code, Some(0), "check: {check:?}");
     let lines: Vec<&str> = check.stdout.lines().collect();

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use beads_e2e::cluster::Cluster;
+use beads_e2e::deployed;
 use beads_e2e::local_pod::{self, Local};
-use beads_e2e::terraform::{self, Workspace};
 use beads_testkit::{BeadsDb, Seed, StubBeadBoard};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,49 +24,12 @@ async fn rendered_cron_jobs_run_the_runner_against_the_database() {
     .await;
     let board = StubBeadBoard::start().await;
     let cluster = Cluster::sandbox().await.unwrap();
-    cluster.create_namespace("beads-server").unwrap();
-
-    let tf = terraform::binaries().remove(0);
-    let ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
-    ws.write(
-        "main.tf",
-        &format!(
-            r#"{header}
-resource "beads_autodispatch" "this" {{
-  namespace     = "beads-server"
-  image         = "ghcr.io/example/beads-runner"
-  beadboard_url = "{board}"
-  max_in_flight = 2
-  dolt {{
-    host       = "{host}"
-    port       = {port}
-    database   = "{database}"
-    project_id = "p-123"
-  }}
-}}
-"#,
-            header = terraform::header(&format!(
-                "  config_path = \"{}\"",
-                cluster.kubeconfig.display()
-            )),
-            board = board.url(),
-            host = db.host,
-            port = db.port,
-            database = db.name,
-        ),
-    )
-    .unwrap();
-    ws.apply(&[]).unwrap();
-
-    let cm = cluster
-        .get_json("beads-server", "configmap", "beads-metadata")
-        .unwrap()
-        .unwrap();
-    let config_maps = BTreeMap::from([("beads-metadata".to_string(), cm)]);
+    let deployed = deployed::apply(&cluster, &db, &board.url()).unwrap();
+    let config_maps = &deployed.config_maps;
     let scratch = tempfile::tempdir().unwrap();
     let local = Local {
         binary: &beads_e2e::bin_dir().join("beads-runner"),
-        config_maps: &config_maps,
+        config_maps,
         secrets: &BTreeMap::new(),
         scratch: scratch.path(),
         extra_args: &[],
