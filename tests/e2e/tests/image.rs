@@ -64,27 +64,35 @@ async fn outcome(db: &BeadsDb) -> Outcome {
     out
 }
 
-/// `s` with each `YYYY-MM-DDTHH:MM:SSZ` replaced by `<time>`: two runs a
-/// second apart write different times and the same everything else.
+/// `s` with each `YYYY-MM-DDTHH:MM:SSZ` replaced by `<time>` and each claim
+/// id (`#` and 12 hex digits, random per runner) by `#<claim>`: two runs a
+/// second apart write different times and claim ids and the same
+/// everything else.
 fn untimed(s: &str) -> String {
-    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:ddZ";
+    const SHAPES: &[(&[u8], &str)] = &[
+        (b"dddd-dd-ddTdd:dd:ddZ", "<time>"),
+        (b"#hhhhhhhhhhhh", "#<claim>"),
+    ];
     let bytes = s.as_bytes();
     let mut out = String::new();
     let mut i = 0;
-    while i < bytes.len() {
-        let fits = bytes.len() - i >= SHAPE.len()
-            && SHAPE.iter().zip(&bytes[i..]).all(|(shape, b)| match shape {
-                b'd' => b.is_ascii_digit(),
-                other => other == b,
-            });
-        if fits {
-            out.push_str("<time>");
-            i += SHAPE.len();
-        } else {
-            let ch = s[i..].chars().next().unwrap_or_default();
-            out.push(ch);
-            i += ch.len_utf8();
+    'next: while i < bytes.len() {
+        for (shape, mask) in SHAPES {
+            let fits = bytes.len() - i >= shape.len()
+                && shape.iter().zip(&bytes[i..]).all(|(shape, b)| match shape {
+                    b'd' => b.is_ascii_digit(),
+                    b'h' => b.is_ascii_hexdigit(),
+                    other => other == b,
+                });
+            if fits {
+                out.push_str(mask);
+                i += shape.len();
+                continue 'next;
+            }
         }
+        let ch = s[i..].chars().next().unwrap_or_default();
+        out.push(ch);
+        i += ch.len_utf8();
     }
     out
 }
