@@ -6,8 +6,11 @@
 //! the `TF_REATTACH_PROVIDERS` value to attach Terraform to it.
 
 mod autodispatch;
+#[cfg(test)]
+mod docs;
 mod k8s;
 mod provider;
+mod types;
 mod validate;
 
 use std::process::ExitCode;

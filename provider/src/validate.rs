@@ -209,13 +209,6 @@ pub fn cron_schedule(s: &str) -> Result<(), String> {
         .map_err(|e| format!("{s:?}: {e}"))
 }
 
-/// A duration such as `30m`, `1h30m` or `90s` (the runner's parser).
-pub fn duration(s: &str) -> Result<(), String> {
-    beads_contract::parse_duration(s)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
 /// A whole number in `min..=max`.
 pub fn int_range(n: i64, min: i64, max: i64) -> Result<(), String> {
     if (min..=max).contains(&n) {
@@ -223,11 +216,6 @@ pub fn int_range(n: i64, min: i64, max: i64) -> Result<(), String> {
     } else {
         Err(format!("{n} is outside {min}-{max}"))
     }
-}
-
-/// The deployment mode.
-pub fn mode(s: &str) -> Result<(), String> {
-    crate::k8s::render::Mode::parse(s).map(|_| ())
 }
 
 /// A key inside a Kubernetes Secret.
@@ -395,16 +383,10 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_ranges() {
-        assert_eq!(duration("30m"), Ok(()));
-        assert_eq!(duration("1h30m"), Ok(()));
-        assert!(duration("30").is_err());
-        assert!(duration("half an hour").is_err());
+    fn ranges_and_names() {
         assert_eq!(int_range(1, 1, 100), Ok(()));
         assert!(int_range(0, 1, 100).is_err());
         assert!(int_range(70000, 1, 65535).is_err());
-        assert_eq!(mode("deployment"), Ok(()));
-        assert!(mode("daemonset").is_err());
         assert_eq!(secret_key("password"), Ok(()));
         assert!(secret_key("a/b").is_err());
         assert_eq!(database_name("beads"), Ok(()));

@@ -210,9 +210,10 @@ mod tests {
 
     #[test]
     fn a_change_to_any_field_the_provider_renders_shows() {
-        use crate::k8s::render::{self, Mode, tests::spec};
+        use crate::k8s::render::{self, tests::spec};
+        use crate::types::Mode;
         for mode in [Mode::CronJob, Mode::Deployment] {
-            let s = render::Spec { mode, ..spec() };
+            let s = crate::autodispatch::Autodispatch { mode, ..spec() };
             for object in render::objects(&s) {
                 let rendered = object.to_json();
                 let want = flatten(&rendered);

@@ -1,93 +1,25 @@
 //! What the cluster should hold for one `beads_autodispatch`: the
 //! metadata.json ConfigMap and, by mode, two CronJobs or one Deployment.
-//! Plain functions from a [`Spec`] to API objects; no I/O.
+//! Plain functions from the resource's typed state ([`Autodispatch`], whose
+//! values are valid by construction) to API objects; no I/O.
+//!
+//! A value the state lacks (see [`Autodispatch::missing`]) renders empty:
+//! such a rendering only serves for the shape of the objects, i.e. which
+//! fields the provider sets, and create and update refuse such a state.
 
-use beads_contract::{Metadata, defaults, env, labels::k8s as label};
+use beads_contract::{Metadata, defaults, env, format_duration, labels::k8s as label};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
+use crate::autodispatch::model::{Autodispatch, Dolt};
+use crate::types::{CronSchedule, Mode};
+
 /// The container's name in every pod template.
 pub const CONTAINER: &str = "runner";
 /// Port of `/healthz` and `/metrics` in deployment mode.
 pub const METRICS_PORT: u16 = 9090;
-
-/// How the runner is scheduled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Two CronJobs, one pod per tick.
-    CronJob,
-    /// One long-lived Deployment running `beads-runner run`.
-    Deployment,
-}
-
-impl Mode {
-    /// The mode the `mode` attribute names (the one grammar of it: schema
-    /// validation and the typed state both use this).
-    pub fn parse(s: &str) -> Result<Mode, String> {
-        match s {
-            "cronjob" => Ok(Mode::CronJob),
-            "deployment" => Ok(Mode::Deployment),
-            _ => Err(format!(
-                "{s:?} is not a mode; use \"cronjob\" or \"deployment\""
-            )),
-        }
-    }
-
-    /// The other mode.
-    pub fn other(self) -> Mode {
-        match self {
-            Mode::CronJob => Mode::Deployment,
-            Mode::Deployment => Mode::CronJob,
-        }
-    }
-
-    /// The mode as the `mode` attribute spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::CronJob => "cronjob",
-            Mode::Deployment => "deployment",
-        }
-    }
-}
-
-/// The Dolt connection, as the resource's `dolt` block holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dolt {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub database: String,
-    pub project_id: Option<String>,
-    pub tls: bool,
-    /// `(secret name, key)` holding the password.
-    pub password_secret: Option<(String, String)>,
-}
-
-/// Everything the objects are rendered from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
-    pub namespace: String,
-    pub name: String,
-    pub mode: Mode,
-    pub enabled: bool,
-    pub image: String,
-    /// A tag (`0.1.0`) or a digest (`sha256:...`).
-    pub image_tag: String,
-    pub beadboard_url: String,
-    pub assignee: String,
-    pub dispatch_schedule: String,
-    pub reap_schedule: String,
-    pub stale_after: String,
-    pub claim_timeout: String,
-    pub max_in_flight: u32,
-    pub run_interval: String,
-    pub image_pull_secrets: Vec<String>,
-    pub dolt: Dolt,
-    /// The provider's version, for the `app.kubernetes.io/version` label.
-    pub provider_version: String,
-}
 
 /// Object names, derived from the resource name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,7 +157,7 @@ pub const INSTANCE_ANNOTATION: &str = "beads-autodispatch/instance-id";
 
 /// The objects of `spec`'s mode, in apply order (the ConfigMap the pods
 /// mount first), without the ownership annotation.
-pub fn objects(spec: &Spec) -> Vec<Object> {
+pub fn objects(spec: &Autodispatch) -> Vec<Object> {
     match spec.mode {
         Mode::CronJob => vec![
             Object::ConfigMap(Box::new(config_map(spec))),
@@ -239,103 +171,88 @@ pub fn objects(spec: &Spec) -> Vec<Object> {
     }
 }
 
-/// `image:tag`, or `image@sha256:...` for a digest.
-pub fn image_ref(image: &str, tag: &str) -> String {
-    if tag.contains(':') {
-        format!("{image}@{tag}")
-    } else {
-        format!("{image}:{tag}")
-    }
-}
-
-/// Splits a container image back into `(image, tag or digest)`.
-pub fn split_image_ref(reference: &str) -> (String, String) {
-    if let Some((image, digest)) = reference.split_once('@') {
-        return (image.to_string(), digest.to_string());
-    }
-    // A colon after the last slash is a tag; one before it is a registry port.
-    match reference.rfind(':') {
-        Some(i) if !reference[i..].contains('/') => {
-            (reference[..i].to_string(), reference[i + 1..].to_string())
-        }
-        _ => (reference.to_string(), "latest".to_string()),
-    }
-}
-
-/// The `metadata.json` the runner reads: connection facts only, never a secret.
-pub fn metadata_json(spec: &Spec) -> String {
-    dolt_metadata_json(&spec.dolt)
-}
-
-/// The `metadata.json` of one Dolt connection.
-pub fn dolt_metadata_json(d: &Dolt) -> String {
-    Metadata::for_server(
-        &d.host,
-        d.port,
-        &d.user,
-        &d.database,
-        d.project_id.as_deref(),
-        Some(d.tls),
+/// The `metadata.json` the runner reads: connection facts only, never a
+/// secret. `None` when the state lacks the host or database.
+pub fn metadata_json(d: &Dolt) -> Option<String> {
+    Some(
+        Metadata::for_server(
+            d.host.as_ref()?.as_str(),
+            d.port.port(),
+            d.user.as_str(),
+            d.database.as_ref()?.as_str(),
+            d.project_id.as_deref(),
+            Some(d.tls),
+        )
+        .to_json(),
     )
-    .to_json()
 }
 
-fn labels(spec: &Spec, component: &str) -> Value {
+/// An attribute's text, or empty when the state lacks it.
+fn text<T: std::fmt::Display>(value: &Option<T>) -> String {
+    value.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// The provider's version, for the `app.kubernetes.io/version` label.
+const PROVIDER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn labels(spec: &Autodispatch, component: &str) -> Value {
     json!({
         label::NAME: label::APP,
-        label::INSTANCE: spec.name,
+        label::INSTANCE: spec.name.as_str(),
         label::COMPONENT: component,
         label::PART_OF: label::APP,
         label::MANAGED_BY: label::MANAGER,
-        label::VERSION: spec.provider_version,
+        label::VERSION: PROVIDER_VERSION,
     })
 }
 
-fn selector_labels(spec: &Spec, component: &str) -> Value {
-    json!({ label::NAME: label::APP, label::INSTANCE: spec.name, label::COMPONENT: component })
+fn selector_labels(spec: &Autodispatch, component: &str) -> Value {
+    json!({ label::NAME: label::APP, label::INSTANCE: spec.name.as_str(), label::COMPONENT: component })
 }
 
 /// The ConfigMap holding `metadata.json`.
-pub fn config_map(spec: &Spec) -> ConfigMap {
+pub fn config_map(spec: &Autodispatch) -> ConfigMap {
     typed(json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": Names::new(&spec.name).config_map,
-            "namespace": spec.namespace,
+            "name": spec.name.names().config_map,
+            "namespace": spec.namespace.as_str(),
             "labels": labels(spec, "config"),
         },
-        "data": { defaults::METADATA_FILE: metadata_json(spec) },
+        "data": { defaults::METADATA_FILE: metadata_json(&spec.dolt).unwrap_or_default() },
     }))
 }
 
-fn env_vars(spec: &Spec) -> Vec<Value> {
+fn env_vars(spec: &Autodispatch) -> Vec<Value> {
     let mut vars = vec![
-        json!({"name": env::BEADBOARD_URL, "value": spec.beadboard_url}),
-        json!({"name": env::AGENT_ASSIGNEE, "value": spec.assignee}),
-        json!({"name": env::REAP_STALE_AFTER, "value": spec.stale_after}),
-        json!({"name": env::CLAIM_TIMEOUT, "value": spec.claim_timeout}),
+        json!({"name": env::BEADBOARD_URL, "value": text(&spec.beadboard_url)}),
+        json!({"name": env::AGENT_ASSIGNEE, "value": spec.assignee.as_str()}),
+        json!({"name": env::REAP_STALE_AFTER, "value": spec.stale_after.as_str()}),
+        json!({"name": env::CLAIM_TIMEOUT, "value": spec.claim_timeout.as_str()}),
         json!({"name": env::MAX_IN_FLIGHT, "value": spec.max_in_flight.to_string()}),
         json!({"name": env::LOG_FORMAT, "value": "json"}),
     ];
     if spec.mode == Mode::Deployment {
-        vars.push(json!({"name": env::RUN_INTERVAL, "value": spec.run_interval}));
+        vars.push(
+            json!({"name": env::RUN_INTERVAL, "value": format_duration(defaults::RUN_INTERVAL)}),
+        );
         vars.push(json!({"name": env::LISTEN, "value": format!("0.0.0.0:{METRICS_PORT}")}));
     }
-    if let Some((secret, key)) = &spec.dolt.password_secret {
+    if let Some((secret, key)) = spec.dolt.password_secret() {
         vars.push(json!({
             "name": env::DOLT_PASSWORD,
-            "valueFrom": {"secretKeyRef": {"name": secret, "key": key}},
+            "valueFrom": {"secretKeyRef": {"name": secret.as_str(), "key": key.as_str()}},
         }));
     }
     vars
 }
 
 /// The pod spec shared by every mode: one hardened container running `subcommand`.
-fn pod_spec(spec: &Spec, subcommand: &str, restart_policy: &str) -> Value {
+fn pod_spec(spec: &Autodispatch, subcommand: &str, restart_policy: &str) -> Value {
     let mut container = json!({
         "name": CONTAINER,
-        "image": image_ref(&spec.image, &spec.image_tag),
+        "image": spec.image.as_ref().map(|i| spec.image_tag.reference(i)).unwrap_or_default(),
         "command": [defaults::RUNNER_IMAGE_PATH],
         "args": [subcommand],
         "env": env_vars(spec),
@@ -376,13 +293,13 @@ fn pod_spec(spec: &Spec, subcommand: &str, restart_policy: &str) -> Value {
         "containers": [container],
         "volumes": [{
             "name": "beads-metadata",
-            "configMap": {"name": Names::new(&spec.name).config_map},
+            "configMap": {"name": spec.name.names().config_map},
         }],
     });
     if !spec.image_pull_secrets.is_empty() {
         pod["imagePullSecrets"] = spec
             .image_pull_secrets
-            .iter()
+            .names()
             .map(|s| json!({"name": s}))
             .collect();
     }
@@ -390,13 +307,19 @@ fn pod_spec(spec: &Spec, subcommand: &str, restart_policy: &str) -> Value {
 }
 
 /// A CronJob running one tick per schedule.
-fn cron_job(spec: &Spec, name: &str, component: &str, schedule: &str, subcommand: &str) -> CronJob {
+fn cron_job(
+    spec: &Autodispatch,
+    name: &str,
+    component: &str,
+    schedule: &CronSchedule,
+    subcommand: &str,
+) -> CronJob {
     typed(json!({
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": name, "namespace": spec.namespace, "labels": labels(spec, component)},
+        "metadata": {"name": name, "namespace": spec.namespace.as_str(), "labels": labels(spec, component)},
         "spec": {
-            "schedule": schedule,
+            "schedule": schedule.as_str(),
             // Sent on every apply, so an out-of-band suspend shows as drift.
             "suspend": !spec.enabled,
             "concurrencyPolicy": "Forbid",
@@ -421,10 +344,10 @@ fn cron_job(spec: &Spec, name: &str, component: &str, schedule: &str, subcommand
 }
 
 /// The dispatcher CronJob.
-pub fn dispatcher(spec: &Spec) -> CronJob {
+pub fn dispatcher(spec: &Autodispatch) -> CronJob {
     cron_job(
         spec,
-        &Names::new(&spec.name).dispatcher,
+        &spec.name.names().dispatcher,
         "dispatcher",
         &spec.dispatch_schedule,
         defaults::subcommand::DISPATCH,
@@ -432,10 +355,10 @@ pub fn dispatcher(spec: &Spec) -> CronJob {
 }
 
 /// The reaper CronJob.
-pub fn reaper(spec: &Spec) -> CronJob {
+pub fn reaper(spec: &Autodispatch) -> CronJob {
     cron_job(
         spec,
-        &Names::new(&spec.name).reaper,
+        &spec.name.names().reaper,
         "reaper",
         &spec.reap_schedule,
         defaults::subcommand::REAP,
@@ -443,13 +366,13 @@ pub fn reaper(spec: &Spec) -> CronJob {
 }
 
 /// The Deployment of `mode = "deployment"`: one replica, or none when disabled.
-pub fn deployment(spec: &Spec) -> Deployment {
+pub fn deployment(spec: &Autodispatch) -> Deployment {
     typed(json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": Names::new(&spec.name).deployment,
-            "namespace": spec.namespace,
+            "name": spec.name.names().deployment,
+            "namespace": spec.namespace.as_str(),
             "labels": labels(spec, "runner"),
         },
         "spec": {
@@ -468,7 +391,7 @@ pub fn deployment(spec: &Spec) -> Deployment {
 /// The environment of the rendered runner container, as name → value
 /// (secret references shown as `secret:<name>/<key>`).
 #[cfg(test)]
-pub fn env_map(spec: &Spec) -> std::collections::BTreeMap<String, String> {
+pub fn env_map(spec: &Autodispatch) -> std::collections::BTreeMap<String, String> {
     env_vars(spec)
         .into_iter()
         .filter_map(|v| {
@@ -498,55 +421,16 @@ fn typed<T: serde::de::DeserializeOwned>(value: Value) -> T {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn spec() -> Spec {
-        Spec {
-            namespace: "beads-server".into(),
-            name: "beads".into(),
-            mode: Mode::CronJob,
-            enabled: true,
-            image: "ghcr.io/example/beads-runner".into(),
-            image_tag: "0.1.0".into(),
-            beadboard_url: "http://beadboard.beads-server.svc.cluster.local".into(),
-            assignee: "agent".into(),
-            dispatch_schedule: "*/2 * * * *".into(),
-            reap_schedule: "*/10 * * * *".into(),
-            stale_after: "30m".into(),
-            claim_timeout: "5m".into(),
-            max_in_flight: 1,
-            run_interval: "30s".into(),
-            image_pull_secrets: vec!["registry-credentials".into()],
-            dolt: Dolt {
-                host: "dolt.beads-server.svc.cluster.local".into(),
-                port: 3306,
-                user: "beads".into(),
-                database: "code".into(),
-                project_id: Some("a8f8bae7-ce65-4145-a5db-a13d11d297da".into()),
-                tls: false,
-                password_secret: Some(("dolt-beads".into(), "password".into())),
-            },
-            provider_version: "0.1.0".into(),
-        }
-    }
-
-    #[test]
-    fn image_refs_round_trip() {
-        for (image, tag) in [
-            ("ghcr.io/example/beads-runner", "0.1.0"),
-            ("registry:5000/x/y", "v2"),
-            (
-                "r/x",
-                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-            ),
-        ] {
-            assert_eq!(
-                split_image_ref(&image_ref(image, tag)),
-                (image.into(), tag.into())
-            );
-        }
-        assert_eq!(
-            split_image_ref("registry:5000/x"),
-            ("registry:5000/x".into(), "latest".into())
-        );
+    /// A fully configured state, as Terraform would plan it.
+    pub fn spec() -> Autodispatch {
+        crate::autodispatch::tests::planned(
+            r#"{"namespace":"beads-server","image":"ghcr.io/example/beads-runner","image_tag":"0.1.0",
+            "beadboard_url":"http://beadboard.beads-server.svc.cluster.local",
+            "image_pull_secrets":["registry-credentials"],
+            "dolt":{"host":"dolt.beads-server.svc.cluster.local","user":"beads","database":"code",
+            "project_id":"a8f8bae7-ce65-4145-a5db-a13d11d297da",
+            "password_secret_name":"dolt-beads","password_secret_key":"password"}}"#,
+        )
     }
 
     #[test]
@@ -575,7 +459,7 @@ pub(crate) mod tests {
         );
         let envs = env_map(&s);
         assert_eq!(envs["BEADS_DOLT_PASSWORD"], "secret:dolt-beads/password");
-        assert_eq!(envs["BEADBOARD_URL"], s.beadboard_url);
+        assert_eq!(envs["BEADBOARD_URL"], text(&s.beadboard_url));
         let reaper = serde_json::to_value(reaper(&s)).unwrap();
         assert_eq!(
             reaper["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"],
@@ -599,6 +483,7 @@ pub(crate) mod tests {
     fn config_map_holds_no_secret() {
         let s = spec();
         let cm = config_map(&s);
+        assert_eq!(s.dolt.port.port(), 3306);
         let text = &cm.data.unwrap()["metadata.json"];
         let meta = Metadata::parse(text).unwrap();
         assert_eq!(meta.database_name(), "code");

@@ -11,11 +11,17 @@
 //! * [`value`]: cty types and values with their msgpack and JSON encodings;
 //! * [`diag`]: diagnostics with attribute paths;
 //! * [`schema`]: declaring a schema once, as protobuf and as cty type;
-//! * [`framework`]: the `Provider` and `Resource` traits and the generic
-//!   protocol rules, implemented once.
+//! * [`framework`]: the `Provider` and `Resource` traits, typed attributes
+//!   ([`framework::attr`]) and the generic protocol rules, implemented once.
 //!
 //! A provider binary implements [`framework::Provider`] and calls
 //! [`serve::main`].
+
+// `#[derive(Model)]` names this crate `::tfplugin`, inside it too.
+extern crate self as tfplugin;
+
+/// `#[derive(Model)]`: see [`framework::Model`] and the `tfplugin-derive` crate.
+pub use tfplugin_derive::Model;
 
 pub mod diag;
 pub mod framework;

@@ -30,6 +30,9 @@ pub struct Block {
     pub deprecated: bool,
     pub attributes: Vec<Attribute>,
     pub blocks: Vec<NestedBlock>,
+    /// Groups of attributes that are set together or not at all
+    /// (terraform-plugin-framework's `RequiredTogether`).
+    pub required_together: Vec<Vec<String>>,
 }
 
 /// One attribute of a block.
@@ -51,10 +54,55 @@ pub struct Attribute {
     /// For computed attributes: keep the prior value on updates instead of
     /// planning it as unknown (terraform-plugin-framework's `UseStateForUnknown`).
     pub stable: bool,
+    /// Checks a known, non-null value (the attribute's grammar; run by
+    /// [`Block::validate`], as terraform-plugin-framework runs an
+    /// attribute's `Validators`).
+    pub validator: Option<Validator>,
+    /// How documentation describes the default, when the value itself does
+    /// not say it (e.g. "the provider's version").
+    pub default_doc: Option<String>,
+}
+
+/// An attribute's check of a known, non-null value: `Err` says what is
+/// wrong, at a path relative to the attribute (e.g. a list index).
+pub type Validator = fn(&Value) -> Result<(), AttrError>;
+
+/// Why a value does not fit an attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrError {
+    /// Where inside the attribute's value (empty: the value itself).
+    pub at: Vec<crate::diag::PathStep>,
+    /// What is wrong, as a sentence for the user.
+    pub message: String,
+}
+
+impl AttrError {
+    /// An error about the value itself.
+    pub fn new(message: impl Into<String>) -> AttrError {
+        AttrError {
+            at: Vec::new(),
+            message: message.into(),
+        }
+    }
+
+    /// This error, one step further in (e.g. element `i` of a list).
+    pub fn inside(mut self, step: crate::diag::PathStep) -> AttrError {
+        self.at.insert(0, step);
+        self
+    }
+
+    /// The full path of this error below the attribute at `base`.
+    pub fn path(&self, base: &AttributePath) -> AttributePath {
+        let mut p = base.clone();
+        p.0.extend(self.at.iter().cloned());
+        p
+    }
 }
 
 impl Attribute {
-    fn new(name: &str, ty: Type) -> Attribute {
+    /// An attribute of no presence yet (set `required`, `optional` or
+    /// `computed`; the constructors below do).
+    pub fn new(name: &str, ty: Type) -> Attribute {
         Attribute {
             name: name.to_string(),
             ty,
@@ -67,6 +115,8 @@ impl Attribute {
             default: None,
             requires_replace: false,
             stable: false,
+            validator: None,
+            default_doc: None,
         }
     }
 
@@ -125,6 +175,18 @@ impl Attribute {
     /// Keep the prior value of this computed attribute on updates.
     pub fn stable(mut self) -> Attribute {
         self.stable = true;
+        self
+    }
+
+    /// Checks known values with `check` at validate time.
+    pub fn validator(mut self, check: Validator) -> Attribute {
+        self.validator = Some(check);
+        self
+    }
+
+    /// Describes the default in documentation.
+    pub fn default_doc(mut self, text: impl Into<String>) -> Attribute {
+        self.default_doc = Some(text.into());
         self
     }
 
@@ -238,6 +300,101 @@ impl Block {
     pub fn block(mut self, b: NestedBlock) -> Block {
         self.blocks.push(b);
         self
+    }
+
+    /// Requires `names` to be set together or not at all.
+    pub fn required_together(mut self, names: &[&str]) -> Block {
+        self.required_together
+            .push(names.iter().map(|n| (*n).to_string()).collect());
+        self
+    }
+
+    /// This block with another description.
+    pub fn with_description(mut self, text: impl Into<String>) -> Block {
+        self.description = text.into();
+        self
+    }
+
+    /// Checks a configuration value of this block at `base`: each known,
+    /// non-null attribute with its validator, each required-together group,
+    /// then the single nested blocks the same way. Unknown values are not
+    /// judged (Terraform validates again once they are known). Diagnostics
+    /// read "Invalid <path>" and point at the attribute.
+    pub fn validate(
+        &self,
+        value: &Value,
+        base: &AttributePath,
+        diags: &mut crate::diag::Diagnostics,
+    ) {
+        use crate::diag::Diagnostic;
+        let Value::Object(attrs) = value else { return };
+        let get = |name: &str| attrs.get(name).unwrap_or(&Value::Null);
+        for a in &self.attributes {
+            let v = get(&a.name);
+            if v.is_null() || !v.is_wholly_known() {
+                continue;
+            }
+            if let Some(check) = a.validator
+                && let Err(e) = check(v)
+            {
+                let path = base.clone().and_attr(&a.name);
+                diags.push(
+                    Diagnostic::error(format!("Invalid {}", dotted(&path)), e.message.clone())
+                        .at(e.path(&path)),
+                );
+            }
+        }
+        for group in &self.required_together {
+            let set: Vec<&String> = group.iter().filter(|n| !get(n).is_null()).collect();
+            let missing: Vec<&String> = group.iter().filter(|n| get(n).is_null()).collect();
+            if set.is_empty() || missing.is_empty() {
+                continue;
+            }
+            let at = |n: &str| base.clone().and_attr(n);
+            for m in missing {
+                diags.push(
+                    Diagnostic::error(
+                        format!("Missing {}", dotted(&at(m))),
+                        format!(
+                            "{} is set, so {} must be set too (all of {} or none).",
+                            dotted(&at(set[0])),
+                            dotted(&at(m)),
+                            group
+                                .iter()
+                                .map(|n| dotted(&at(n)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                    .at(at(set[0])),
+                );
+            }
+        }
+        for b in &self.blocks {
+            if matches!(b.nesting, Nesting::Single | Nesting::Group) {
+                b.block
+                    .validate(get(&b.name), &base.clone().and_attr(&b.name), diags);
+            }
+        }
+    }
+
+    /// A value of this block holding every default, null elsewhere; single
+    /// nested blocks hold their own defaults. What an import starts from.
+    pub fn defaults(&self) -> Value {
+        let mut v = self.empty_value();
+        if let Value::Object(m) = &mut v {
+            for a in &self.attributes {
+                if let Some(d) = &a.default {
+                    m.insert(a.name.clone(), d.clone());
+                }
+            }
+            for b in &self.blocks {
+                if matches!(b.nesting, Nesting::Single | Nesting::Group) {
+                    m.insert(b.name.clone(), b.block.defaults());
+                }
+            }
+        }
+        v
     }
 
     /// The attribute called `name`.
@@ -382,6 +539,19 @@ impl Block {
             b.block.check_into(&format!("{at}."), problems);
         }
     }
+}
+
+/// `dolt.port`: a path's attribute names joined with dots (indices and keys
+/// left out), as a heading names an attribute.
+pub fn dotted(path: &AttributePath) -> String {
+    path.0
+        .iter()
+        .filter_map(|s| match s {
+            crate::diag::PathStep::Attribute(n) => Some(n.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 impl Schema {

@@ -15,6 +15,7 @@
 //! * apply dispatches to create / update / delete and checks the result;
 //! * StopProvider cancels work in flight.
 
+pub mod attr;
 mod model;
 pub mod plan;
 pub mod server;
@@ -106,11 +107,15 @@ pub trait Resource: Send + Sync + 'static {
     /// The resource type name, e.g. `beads_autodispatch`.
     fn type_name(&self) -> &'static str;
 
-    /// The schema. Called once when the server is built.
-    fn schema(&self) -> Schema;
+    /// The schema: by default the block `State` declares, at version 0.
+    /// Called once when the server is built.
+    fn schema(&self) -> Schema {
+        Schema::new(Self::State::block())
+    }
 
-    /// Checks a configuration. Values may be unknown or null; report
-    /// problems with attribute paths so Terraform can show the line.
+    /// Checks a configuration beyond what the schema's validators check
+    /// (they run first). Values may be unknown or null; report problems
+    /// with attribute paths so Terraform can show the line.
     fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
 
     /// Adjusts a plan after the generic rules ran (e.g. mark a computed
@@ -170,7 +175,8 @@ pub trait DynResource: Send + Sync + 'static {
     fn type_name(&self) -> &'static str;
     /// See [`Resource::schema`].
     fn schema(&self) -> Schema;
-    /// See [`Resource::validate`].
+    /// The schema's validators (every attribute's, every required-together
+    /// group), then [`Resource::validate`].
     fn validate(&self, config: &Value, diags: &mut Diagnostics);
     /// See [`Resource::modify_plan`].
     fn modify_plan(&self, plan: &mut PlanContext<'_>);
@@ -202,6 +208,11 @@ impl<R: Resource> DynResource for R {
         Resource::schema(self)
     }
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        Resource::schema(self).block.validate(
+            config,
+            &crate::diag::AttributePath::default(),
+            diags,
+        );
         Resource::validate(self, config, diags)
     }
     fn modify_plan(&self, plan: &mut PlanContext<'_>) {
@@ -241,3 +252,6 @@ impl<R: Resource> DynResource for R {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod derive_tests;

@@ -4,16 +4,25 @@
 use std::collections::BTreeMap;
 
 use crate::diag::{AttributePath, Diagnostic};
+use crate::schema::Block;
 use crate::value::Value;
 
-/// A Rust type that is one value of a schema (an object).
+/// A Rust type that is one value of a schema block (an object), usually
+/// declared with `#[derive(Model)]`: the struct is the one declaration of
+/// the block's attributes, and schema, validation and mapping follow.
 ///
 /// `from_value` reads planned or stored values: unknown computed attributes
 /// (planned, not yet set) read as absent. `to_value` must produce every
 /// attribute of the schema (absent ones as null).
 pub trait Model: Sized {
-    /// Reads the typed value.
-    fn from_value(v: &Value) -> Result<Self, ModelError>;
+    /// The schema block this type is a value of.
+    fn block() -> Block;
+    /// Reads the typed value found at `path`.
+    fn from_value_at(v: &Value, path: &AttributePath) -> Result<Self, ModelError>;
+    /// Reads the typed value (at the root).
+    fn from_value(v: &Value) -> Result<Self, ModelError> {
+        Self::from_value_at(v, &ROOT)
+    }
     /// Writes the typed value.
     fn to_value(&self) -> Value;
 }

@@ -23,9 +23,25 @@ struct Thing {
     host: Option<String>,
 }
 
+// Written by hand (not derived): the framework must work for any Model.
 impl Model for Thing {
-    fn from_value(v: &Value) -> Result<Thing, ModelError> {
-        let o = Obj::new(v)?;
+    fn block() -> Block {
+        Block::new("A thing.")
+            .attribute(Attribute::required("name", Type::String).requires_replace())
+            .attribute(Attribute::optional("size", Type::Number).default_value(3))
+            .attribute(Attribute::computed("id", Type::String).stable())
+            .attribute(Attribute::computed("revision", Type::Number))
+            .block(
+                NestedBlock::new(
+                    "db",
+                    Nesting::Single,
+                    Block::new("db").attribute(Attribute::required("host", Type::String)),
+                )
+                .required(),
+            )
+    }
+    fn from_value_at(v: &Value, path: &crate::diag::AttributePath) -> Result<Thing, ModelError> {
+        let o = Obj::at(v, path)?;
         let db_path = o.path_of("db");
         let db = Obj::at(o.raw("db"), &db_path)?;
         Ok(Thing {
@@ -65,22 +81,7 @@ impl Resource for Things {
         "test_thing"
     }
     fn schema(&self) -> Schema {
-        Schema::new(
-            Block::new("A thing.")
-                .attribute(Attribute::required("name", Type::String).requires_replace())
-                .attribute(Attribute::optional("size", Type::Number).default_value(3))
-                .attribute(Attribute::computed("id", Type::String).stable())
-                .attribute(Attribute::computed("revision", Type::Number))
-                .block(
-                    NestedBlock::new(
-                        "db",
-                        Nesting::Single,
-                        Block::new("db").attribute(Attribute::required("host", Type::String)),
-                    )
-                    .required(),
-                ),
-        )
-        .with_version(1)
+        Schema::new(Thing::block()).with_version(1)
     }
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         if let Ok(o) = Obj::new(config)

@@ -13,12 +13,11 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use tfplugin::Model;
 use tfplugin::diag::{Diagnostic, Diagnostics};
-use tfplugin::framework::{
-    Ctx, DynResource, Model, ModelError, Obj, ObjBuilder, Provider, Resource,
-};
-use tfplugin::schema::{Attribute, Block, Schema};
-use tfplugin::value::{Type, Value};
+use tfplugin::framework::{Ctx, DynResource, Provider, Resource};
+use tfplugin::schema::{Attribute, Block};
+use tfplugin::value::Type;
 
 /// The source address today's stack names (`hashicorp/kubernetes`).
 const SOURCE_ADDRESS: &str = "registry.terraform.io/hashicorp/kubernetes";
@@ -51,29 +50,18 @@ struct Object {
     kind: &'static str,
 }
 
+/// An object of today's stack.
+#[derive(Model)]
 struct State {
+    /// <namespace>/<name>
+    #[tf(computed)]
     id: Option<String>,
+    /// metadata.namespace
+    #[tf(requires_replace)]
     namespace: String,
+    /// metadata.name
+    #[tf(requires_replace)]
     name: String,
-}
-
-impl Model for State {
-    fn from_value(v: &Value) -> Result<Self, ModelError> {
-        let o = Obj::new(v)?;
-        Ok(State {
-            id: o.opt_string("id")?,
-            namespace: o.string("namespace")?,
-            name: o.string("name")?,
-        })
-    }
-
-    fn to_value(&self) -> Value {
-        ObjBuilder::new()
-            .set("id", self.id.clone())
-            .set("namespace", self.namespace.as_str())
-            .set("name", self.name.as_str())
-            .build()
-    }
 }
 
 fn error(summary: &str, detail: impl Into<String>) -> Diagnostics {
@@ -86,25 +74,6 @@ impl Resource for Object {
 
     fn type_name(&self) -> &'static str {
         self.type_name
-    }
-
-    fn schema(&self) -> Schema {
-        Schema::new(
-            Block::new("An object of today's stack.")
-                .attribute(
-                    Attribute::computed("id", Type::String).description("<namespace>/<name>"),
-                )
-                .attribute(
-                    Attribute::required("namespace", Type::String)
-                        .requires_replace()
-                        .description("metadata.namespace"),
-                )
-                .attribute(
-                    Attribute::required("name", Type::String)
-                        .requires_replace()
-                        .description("metadata.name"),
-                ),
-        )
     }
 
     async fn create(&self, _ctx: &Ctx, _planned: State) -> Result<State, Diagnostics> {
