@@ -94,18 +94,7 @@ async fn a_connection_lost_while_writing_the_outcome_keeps_the_job_id() {
         .env(failpoint::PAUSE_FOR, "3s");
     let mut runner = Running::start(cmd);
     runner.wait_for("paused at posted").await;
-    let mut conn = w.db.conn().await;
-    let ids: Vec<u64> = conn
-        .exec(
-            "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
-            (&w.db.name,),
-        )
-        .await
-        .unwrap();
-    for id in ids {
-        conn.query_drop(format!("KILL {id}")).await.ok();
-    }
-    drop(conn);
+    assert!(w.db.kill_other_connections().await > 0);
     assert_eq!(runner.exit_code().await, Some(0), "{:#?}", runner.seen);
     let b = w.db.bead("o1").await;
     assert_eq!(

@@ -118,20 +118,7 @@ async fn connection_killed_mid_transaction_writes_nothing() {
     let mut runner = Running::start(cmd);
     runner.wait_for("paused at before-claim-commit").await;
     // Kill every connection of the runner's database but ours.
-    let mut conn = w.db.conn().await;
-    use mysql_async::prelude::*;
-    let ids: Vec<u64> = conn
-        .exec(
-            "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
-            (&w.db.name,),
-        )
-        .await
-        .unwrap();
-    assert!(!ids.is_empty());
-    for id in ids {
-        conn.query_drop(format!("KILL {id}")).await.ok();
-    }
-    drop(conn);
+    assert!(w.db.kill_other_connections().await > 0);
     assert_eq!(runner.exit_code().await, Some(1), "{:#?}", runner.seen);
     let b = w.db.bead("c1").await;
     assert_eq!(

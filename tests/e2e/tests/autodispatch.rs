@@ -640,37 +640,3 @@ async fn real_cluster_when_given() {
         }
     }
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_validates_the_api_server_accepts_and_what_it_refuses_fails_at_validate() {
-    let tf = terraform::binaries().remove(0);
-    let c = Case::new(&tf).await;
-    // The longest name: "<name>-dispatcher" is exactly 52 characters.
-    let longest = "a".repeat(41);
-    c.config(&resource(&format!(
-        "  name = \"{longest}\"\n  dispatch_schedule = \"@every 1h\"\n  reap_schedule = \"0 0 * * 6\"\n"
-    )));
-    c.ws.apply(&[]).unwrap();
-    let cj = c.get("cronjob", &format!("{longest}-dispatcher")).unwrap();
-    assert_eq!(cj["spec"]["schedule"], "@every 1h");
-    assert!(!c.ws.plan(&[]).unwrap().0);
-    for (extra, summary) in [
-        (format!("  name = \"{}\"\n", "a".repeat(42)), "Invalid name"),
-        (
-            "  reap_schedule = \"0 0 * * 7\"\n".to_string(),
-            "Invalid reap_schedule",
-        ),
-        (
-            "  reap_schedule = \"TZ=UTC 0 0 * * *\"\n".to_string(),
-            "Invalid reap_schedule",
-        ),
-    ] {
-        c.config(&resource(&extra));
-        let out = c.ws.run(&["validate", "-no-color"]).unwrap();
-        let text = terraform::text(&out);
-        assert!(
-            !out.status.success() && text.contains(summary),
-            "{extra}: {text}"
-        );
-    }
-}

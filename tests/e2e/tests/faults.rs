@@ -409,3 +409,120 @@ async fn destroy_with_each_delete_failing_leaves_a_true_state() {
     )
     .await;
 }
+
+/// Runs `terraform <args>` and fails the test if it has not ended within
+/// `BOUND`: a dead API server must end the run, never hang it. The bound
+/// is far above any run here (the provider's own request timeout is 30 s).
+async fn run_bounded(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    const BOUND: Duration = Duration::from_secs(180);
+    let mut cmd = tokio::process::Command::from(ws.command(args));
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().unwrap();
+    match tokio::time::timeout(BOUND, child.wait_with_output()).await {
+        Ok(out) => out.unwrap(),
+        Err(_) => panic!("terraform {} still running after {BOUND:?}", args.join(" ")),
+    }
+}
+
+/// The names of every object of `kind` in the namespace, each with its
+/// instance annotation.
+fn listed(cluster: &Cluster, kind: &str) -> Vec<(String, Option<String>)> {
+    let out = cluster
+        .kubectl_ok(&["get", kind, "-n", "beads-server", "-o", "json"])
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["metadata"]["name"].as_str().unwrap().to_string(),
+                o["metadata"]["annotations"]["beads-autodispatch/instance-id"]
+                    .as_str()
+                    .map(String::from),
+            )
+        })
+        .collect()
+}
+
+/// The API server dies in the middle of a create: the ConfigMap is written,
+/// then the server is killed as the dispatcher CronJob is sent (that write
+/// never happens; every connection closes; the port refuses). The apply
+/// fails within a bound, naming the object and the cause; the state keeps
+/// the resource. Once the server is back with what it had stored, the next
+/// apply converges, and no object is duplicated or left foreign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_dying_mid_create_fails_the_apply_and_the_next_apply_converges() {
+    for tf in terraform::binaries() {
+        eprintln!("--- with {}", tf.display());
+        let mut cluster = Cluster::sandbox().await.unwrap();
+        cluster.create_namespace("beads-server").unwrap();
+        let ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
+        let kc = cluster.kubeconfig.display().to_string();
+        ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
+        let die: Fault = serde_json::from_value(serde_json::json!({
+            "verb": "apply", "resource": "cronjobs", "name": "beads-dispatcher", "die": true,
+        }))
+        .unwrap();
+        cluster.sandbox.as_ref().unwrap().inject_fault(die);
+
+        let out = run_bounded(&ws, &["apply", "-auto-approve", "-no-color"]).await;
+        let text = one_line(&terraform::text(&out));
+        assert!(!out.status.success(), "{text}");
+        assert!(cluster.sandbox.as_ref().unwrap().is_dead(), "{text}");
+        assert!(
+            text.contains(
+                "CronJob beads-server/beads-dispatcher on the API server http://127.0.0.1:"
+            ) && text.contains("no answer: connection closed before message completed"),
+            "the object and the cause: {text}"
+        );
+        assert_eq!(text.matches("Error:").count(), 1, "one diagnostic: {text}");
+        assert!(
+            !text.contains("panic") && !text.contains("Plugin did not respond"),
+            "the provider ended cleanly: {text}"
+        );
+        // What may have been written is assumed to exist: the resource is
+        // in the state, tainted, so the next apply replaces it whole.
+        let state = ws.state_json().unwrap();
+        let resource = &state["values"]["root_module"]["resources"][0];
+        assert_eq!(resource["address"], "beads_autodispatch.this", "{state}");
+        assert_eq!(resource["tainted"], true, "{state}");
+
+        // The API server comes back with what it had stored: the ConfigMap.
+        cluster.sandbox.as_mut().unwrap().restart().await.unwrap();
+        assert_eq!(existing(&cluster), ["configmap/beads-metadata"]);
+
+        // The refresh finds the ConfigMap; Terraform replaces the tainted
+        // resource: its objects are deleted, then all written anew.
+        let (changes, plan) = ws.plan(&[]).unwrap();
+        assert!(
+            changes && plan.contains("beads_autodispatch.this is tainted, so must be replaced"),
+            "{plan}"
+        );
+        ws.apply(&[]).unwrap();
+        let (changes, plan) = ws.plan(&[]).unwrap();
+        assert!(!changes, "converged:\n{plan}");
+
+        // Each object once, and each this resource's.
+        let state = ws.state_json().unwrap();
+        let instance = state["values"]["root_module"]["resources"][0]["values"]["instance_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mine = |name: &str| (name.to_string(), Some(instance.clone()));
+        assert_eq!(listed(&cluster, "configmaps"), [mine("beads-metadata")]);
+        assert_eq!(
+            listed(&cluster, "cronjobs"),
+            [mine("beads-dispatcher"), mine("beads-reaper")]
+        );
+        assert_eq!(listed(&cluster, "deployments"), []);
+        assert_eq!(recorded(&ws), existing(&cluster));
+        assert_eq!(
+            image(&cluster, "beads-dispatcher"),
+            "ghcr.io/example/beads-runner:0.1.0"
+        );
+    }
+}

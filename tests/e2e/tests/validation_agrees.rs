@@ -3,7 +3,10 @@
 //! validate` accepts is accepted by the stand-in API server (which follows
 //! kube-apiserver) when applied, and every schedule the stand-in refuses is
 //! refused at validate. Checked for schedules (one grammar,
-//! `beads_contract::cron`) and names (DNS-1123, CronJob names ≤ 52).
+//! `beads_contract::cron`, in both schedule attributes) and names (DNS-1123,
+//! CronJob names ≤ 52), with the edges pinned: a 41-character name applies
+//! and a 42-character one is refused, `@every 1h` is applied and read back,
+//! `0 0 * * 7` and `TZ=` are refused with the attribute's summary.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +43,7 @@ const SCHEDULES: &[&str] = &[
     "@hourly ",
     "CRON_TZ=UTC 0 * * * *",
     "TZ=UTC @daily",
+    "TZ=UTC 0 0 * * *",
     "60 * * * *",
     "0 24 * * *",
     "0 0 0 * *",
@@ -53,6 +57,10 @@ const SCHEDULES: &[&str] = &[
     "* * * * * *",
     "x * * * *",
 ];
+
+/// Schedules tried as `reap_schedule` too: the same grammar and the same
+/// summary naming that attribute.
+const REAP_SCHEDULES: &[&str] = &["0 0 * * 6", "0 0 * * 7", "TZ=UTC 0 0 * * *"];
 
 /// Names around the length limits and the DNS-1123 label rules.
 fn names() -> Vec<String> {
@@ -81,6 +89,10 @@ fn stand_in_schedule_errors(schedule: &str) -> Vec<String> {
 }
 
 fn resource(label: &str, name: &str, schedule: &str) -> String {
+    resource_reaping(label, name, schedule, "*/10 * * * *")
+}
+
+fn resource_reaping(label: &str, name: &str, schedule: &str, reap: &str) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     format!(
         r#"
@@ -91,6 +103,7 @@ resource "beads_autodispatch" "{label}" {{
   image_tag         = "0.1.0"
   beadboard_url     = "http://beadboard.beads-server.svc.cluster.local"
   dispatch_schedule = "{}"
+  reap_schedule     = "{}"
   dolt {{
     host     = "dolt.beads-server.svc.cluster.local"
     database = "code"
@@ -98,7 +111,8 @@ resource "beads_autodispatch" "{label}" {{
 }}
 "#,
         esc(name),
-        esc(schedule)
+        esc(schedule),
+        esc(reap)
     )
 }
 
@@ -137,19 +151,22 @@ async fn validate_accepts_exactly_what_the_api_server_accepts() {
         cluster.kubeconfig.display()
     ));
 
-    // Schedules: the verdicts are equal, value for value.
+    // Schedules, in both attributes: the verdicts are equal, value for value.
     let mut config = header.clone();
     for (i, s) in SCHEDULES.iter().enumerate() {
         config.push_str(&resource(&format!("s{i}"), &format!("s{i}"), s));
     }
-    let refused = refused_at_validate(&ws, &config);
+    for (i, s) in REAP_SCHEDULES.iter().enumerate() {
+        let label = format!("r{i}");
+        config.push_str(&resource_reaping(&label, &label, "*/5 * * * *", s));
+    }
+    let refused_schedules = refused_at_validate(&ws, &config);
     let mut disagreements = Vec::new();
-    let mut accepted_schedules = Vec::new();
-    for (i, s) in SCHEDULES.iter().enumerate() {
-        let at_validate = refused.get(&format!("s{i}"));
+    let mut agree = |label: String, s: &str| {
+        let at_validate = refused_schedules.get(&label);
         let at_server = stand_in_schedule_errors(s);
         match (at_validate, at_server.is_empty()) {
-            (None, true) => accepted_schedules.push(i),
+            (None, true) => return true,
             (Some(_), false) => {}
             (None, false) => disagreements.push(format!(
                 "{s:?}: validate accepts, API server: {at_server:?}"
@@ -158,7 +175,34 @@ async fn validate_accepts_exactly_what_the_api_server_accepts() {
                 disagreements.push(format!("{s:?}: API server accepts, validate: {why}"))
             }
         }
+        false
+    };
+    let accepted_schedules: Vec<usize> = (0..SCHEDULES.len())
+        .filter(|i| agree(format!("s{i}"), SCHEDULES[*i]))
+        .collect();
+    let accepted_reap: Vec<usize> = (0..REAP_SCHEDULES.len())
+        .filter(|i| agree(format!("r{i}"), REAP_SCHEDULES[*i]))
+        .collect();
+    // The edges, each refused with the summary naming its attribute.
+    let label_of = |s: &str| format!("s{}", SCHEDULES.iter().position(|x| *x == s).unwrap());
+    for (label, summary) in [
+        (label_of("0 0 * * 7"), "Invalid dispatch_schedule"),
+        (label_of("TZ=UTC 0 0 * * *"), "Invalid dispatch_schedule"),
+        ("r1".to_string(), "Invalid reap_schedule"),
+        ("r2".to_string(), "Invalid reap_schedule"),
+    ] {
+        let why = refused_schedules.get(&label);
+        assert!(
+            why.is_some_and(|w| w.contains(summary)),
+            "{label}: {summary} expected, got {why:?}"
+        );
     }
+    assert_eq!(accepted_reap, [0], "{refused_schedules:?}");
+    let every_hour = SCHEDULES.iter().position(|x| *x == "@every 1h").unwrap();
+    assert!(
+        accepted_schedules.contains(&every_hour),
+        "{refused_schedules:?}"
+    );
 
     // Names: every one validate accepts is applied for real.
     let names = names();
@@ -174,11 +218,32 @@ async fn validate_accepts_exactly_what_the_api_server_accepts() {
         refused.len() > 5 && accepted_names.len() > 30,
         "the corpus must have values on both sides: {refused:?}"
     );
+    // The longest name: "<name>-dispatcher" is exactly 52 characters.
+    let longest = "a".repeat(41);
+    let too_long = names.iter().position(|n| *n == "a".repeat(42)).unwrap();
+    assert!(
+        accepted_names.iter().any(|i| names[*i] == longest),
+        "{refused:?}"
+    );
+    let why = refused.get(&format!("n{too_long}"));
+    assert!(
+        why.is_some_and(|w| w.contains("Invalid name")),
+        "42 characters: {why:?}"
+    );
 
     // One apply of everything validate accepted: the API server must take all.
     let mut config = header;
     for i in &accepted_schedules {
         config.push_str(&resource(&format!("s{i}"), &format!("s{i}"), SCHEDULES[*i]));
+    }
+    for i in &accepted_reap {
+        let label = format!("r{i}");
+        config.push_str(&resource_reaping(
+            &label,
+            &label,
+            "*/5 * * * *",
+            REAP_SCHEDULES[*i],
+        ));
     }
     for i in &accepted_names {
         config.push_str(&resource(&format!("n{i}"), &names[*i], "*/5 * * * *"));
@@ -197,5 +262,22 @@ async fn validate_accepts_exactly_what_the_api_server_accepts() {
         disagreements.is_empty(),
         "validate and the API server disagree:\n{}",
         disagreements.join("\n")
+    );
+
+    // Applied as written and read back, and nothing left to change.
+    let schedule = |cron_job: &str| {
+        cluster
+            .get_json("beads-server", "cronjob", cron_job)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no CronJob {cron_job}"))["spec"]["schedule"]
+            .clone()
+    };
+    assert_eq!(schedule(&format!("s{every_hour}-dispatcher")), "@every 1h");
+    assert_eq!(schedule("r0-reaper"), "0 0 * * 6");
+    assert_eq!(schedule(&format!("{longest}-dispatcher")), "*/5 * * * *");
+    let (changes, plan) = ws.plan(&["-parallelism=4"]).unwrap();
+    assert!(
+        !changes,
+        "every value applied reads back unchanged:\n{plan}"
     );
 }

@@ -34,6 +34,12 @@ pub struct Fault {
     /// Delay before answering, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// Instead of answering, the server dies as a killed kube-apiserver
+    /// does: this request and every open connection are closed unanswered
+    /// and the port refuses connections until [`crate::Handle::restart`],
+    /// which serves the same objects again (etcd outlives the process).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub die: bool,
 }
 
 fn default_status() -> u16 {

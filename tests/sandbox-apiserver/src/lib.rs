@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+mod death;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
@@ -131,6 +132,28 @@ impl Handle {
         }
     }
 
+    /// Whether a `die` fault killed the server (and it was not restarted).
+    pub fn is_dead(&self) -> bool {
+        self.state.life().is_cancelled()
+    }
+
+    /// Serves again on the same address, with the objects and armed faults
+    /// it had: a kube-apiserver restarted after a crash finds its objects in
+    /// etcd. Kills the server first, as a crash would, if it is still
+    /// running.
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.state.life().cancel();
+        self.stop();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        let (shutdown, task) = serve(listener, Arc::clone(&self.state));
+        self.shutdown = Some(shutdown);
+        self.task = Some(task);
+        Ok(())
+    }
+
     fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -162,23 +185,46 @@ pub async fn spawn(config: Config) -> std::io::Result<Handle> {
         api: Arc::new(api::ApiServer::new(config.options)),
         faults,
         address: addr.to_string(),
+        life: std::sync::Mutex::default(),
     });
-    let app = routes::router(Arc::clone(&state));
+    let (shutdown, task) = serve(listener, Arc::clone(&state));
+    Ok(Handle {
+        addr,
+        state,
+        shutdown: Some(shutdown),
+        task: Some(task),
+    })
+}
+
+/// Serves `state` on `listener` in a new life, until the returned sender
+/// fires or a `die` fault ends that life.
+fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<routes::AppState>,
+) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let life = tokio_util::sync::CancellationToken::new();
+    *state
+        .life
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = life.clone();
+    let listener = death::MortalListener {
+        inner: listener,
+        life: life.clone(),
+    };
+    let app = routes::router(state);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = rx => {}
+                    () = life.cancelled() => {}
+                }
             })
             .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "sandbox apiserver stopped");
         }
     });
-    Ok(Handle {
-        addr,
-        state,
-        shutdown: Some(tx),
-        task: Some(task),
-    })
+    (tx, task)
 }

@@ -28,6 +28,19 @@ pub struct AppState {
     pub faults: Arc<Faults>,
     /// `host:port` the server is reachable at (for `/api`).
     pub address: String,
+    /// Cancelled when a `die` fault kills the server; replaced by a fresh
+    /// one when it is restarted.
+    pub life: std::sync::Mutex<tokio_util::sync::CancellationToken>,
+}
+
+impl AppState {
+    /// The token of the server's current life.
+    pub fn life(&self) -> tokio_util::sync::CancellationToken {
+        self.life
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The router serving everything.
@@ -198,6 +211,12 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
         if let Some(f) = st.faults.take(&info) {
             if let Some(ms) = f.delay_ms {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if f.die {
+                tracing::info!(?info, "injected death");
+                st.life().cancel();
+                // Never answer: the connection is closed under this request.
+                return std::future::pending().await;
             }
             tracing::info!(?info, status = f.status, "injected fault");
             return error_response(&ApiError::with_code(f.status, f.message));

@@ -656,6 +656,48 @@ async fn fault_injection_fails_the_next_matching_request() {
 }
 
 #[tokio::test]
+async fn a_die_fault_kills_the_server_mid_request_and_restart_serves_the_same_objects() {
+    let (mut h, client) = start(Options::default()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cjs: Api<CronJob> = Api::namespaced(client, "default");
+    let params = PatchParams::apply("t");
+    cms.patch(
+        "kept",
+        &params,
+        &Patch::Apply(configmap("kept", json!({"k": "v"}))),
+    )
+    .await
+    .unwrap();
+    h.inject_fault(Fault {
+        verb: Some("apply".into()),
+        resource: Some("cronjobs".into()),
+        times: 1,
+        die: true,
+        ..Fault::default()
+    });
+    assert!(!h.is_dead());
+    let patch = Patch::Apply(cronjob("c", "@hourly", "a:1"));
+    // No answer at all, not an error Status: the connection is closed.
+    let died = cjs.patch("c", &params, &patch).await.unwrap_err();
+    assert!(!matches!(died, Error::Api(_)), "{died:?}");
+    assert!(h.is_dead());
+    assert!(h.armed_faults().is_empty());
+    // Dead for every request, not only the one that met the fault.
+    let refused = cms.get("kept").await.unwrap_err();
+    assert!(!matches!(refused, Error::Api(_)), "{refused:?}");
+
+    let addr = h.addr();
+    h.restart().await.unwrap();
+    assert!(!h.is_dead());
+    assert_eq!(h.addr(), addr);
+    let kept = cms.get("kept").await.unwrap();
+    assert_eq!(kept.data.unwrap()["k"], "v");
+    // The request the server died on was never carried out.
+    assert_eq!(api_error(cjs.get("c").await.unwrap_err()).code, 404);
+    cjs.patch("c", &params, &patch).await.unwrap();
+}
+
+#[tokio::test]
 async fn kyverno_like_mutation_is_owned_by_kyverno_and_stable() {
     let (_h, client) = start(Options {
         mutate_like_kyverno: true,

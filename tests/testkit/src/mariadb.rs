@@ -401,6 +401,29 @@ impl BeadsDb {
             .collect()
     }
 
+    /// Kills every connection open on this database but the one asking,
+    /// as a database restart or a network cut would drop a runner's, and
+    /// returns how many there were. A test pauses the runner at a failpoint
+    /// first, so that its connection is among them; the idle connections of
+    /// this handle's own pool are killed too and reconnect when next used.
+    pub async fn kill_other_connections(&self) -> usize {
+        let mut c = self.conn().await;
+        let ids: Vec<u64> = c
+            .exec(
+                "SELECT id FROM information_schema.processlist \
+                 WHERE db = ? AND id <> CONNECTION_ID()",
+                (&self.name,),
+            )
+            .await
+            .expect("list the database's connections");
+        for id in &ids {
+            // A connection may close by itself between the list and its KILL
+            // ("Unknown thread id"); it is gone either way.
+            c.query_drop(format!("KILL {id}")).await.ok();
+        }
+        ids.len()
+    }
+
     /// Number of rows in `events`.
     pub async fn event_count(&self) -> u64 {
         let mut c = self.conn().await;
