@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
-use tfplugin::diag::{Diagnostic, Diagnostics};
-use tfplugin::framework::{DynResource, Field, Obj, Provider};
+use tfplugin::diag::{AttributePath, Diagnostics};
+use tfplugin::framework::attr::{Presence, attribute};
+use tfplugin::framework::{DynResource, Obj, Provider};
 use tfplugin::schema::{Attribute, Block};
 use tfplugin::value::{Type, Value};
 
 use crate::autodispatch::AutodispatchResource;
 use crate::k8s::client::{Cluster, Connection};
-use crate::validate;
+use crate::types::HttpUrl;
 
 /// The beads provider.
 #[derive(Debug, Default)]
@@ -25,7 +26,7 @@ pub fn schema() -> Block {
     Block::new("Connection to the Kubernetes cluster where beads auto-dispatch runs. Precedence: host (with token or client certificate), then config_path or KUBE_CONFIG_PATH, then the in-cluster service account. The provider connects only when an operation needs the cluster.")
         .attribute(Attribute::optional("config_path", s.clone()).description("Path to a kubeconfig file."))
         .attribute(Attribute::optional("config_context", s.clone()).description("Context to use from the kubeconfig file."))
-        .attribute(Attribute::optional("host", s.clone()).description("Kubernetes API server URL, e.g. \"https://10.0.0.1:6443\"."))
+        .attribute(attribute::<HttpUrl>("host", Presence::Optional).description("Kubernetes API server URL, e.g. \"https://10.0.0.1:6443\"."))
         .attribute(Attribute::optional("token", s.clone()).sensitive().description("Bearer token for the API server."))
         .attribute(
             Attribute::optional("cluster_ca_certificate", s.clone())
@@ -44,19 +45,8 @@ pub fn schema() -> Block {
                 .sensitive()
                 .description("PEM-encoded private key of client_certificate."),
         )
+        .required_together(&["client_certificate", "client_key"])
 }
-
-/// The provider block's attributes, in schema order.
-const ATTRIBUTES: [&str; 8] = [
-    "config_path",
-    "config_context",
-    "host",
-    "token",
-    "cluster_ca_certificate",
-    "insecure",
-    "client_certificate",
-    "client_key",
-];
 
 fn settings_from(config: &Value) -> Result<Connection, Diagnostics> {
     let o = Obj::new(config).map_err(|e| Diagnostics::from(e.into_diagnostic()))?;
@@ -68,10 +58,11 @@ fn settings_from(config: &Value) -> Result<Connection, Diagnostics> {
     // This provider remembers them and refuses to connect until they are
     // known; like hashicorp/kubernetes' classic resources it connects only
     // when an operation needs the cluster, so planning a create still works.
-    let unknown: Vec<String> = ATTRIBUTES
+    let unknown: Vec<String> = schema()
+        .attributes
         .iter()
-        .filter(|a| o.raw(a).is_unknown())
-        .map(|a| (*a).to_string())
+        .filter(|a| o.raw(&a.name).is_unknown())
+        .map(|a| a.name.clone())
         .collect();
     if !unknown.is_empty() {
         return Ok(Connection {
@@ -106,28 +97,7 @@ impl Provider for BeadsProvider {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let Ok(o) = Obj::new(config) else { return };
-        if let Ok(Field::Known(h)) = o.string_field("host")
-            && let Err(e) = validate::http_url(h)
-        {
-            diags.error_at(o.path_of("host"), "Invalid host", e);
-        }
-        let cert = o.raw("client_certificate");
-        let key = o.raw("client_key");
-        if cert.is_null() != key.is_null() && !cert.is_unknown() && !key.is_unknown() {
-            let (set, missing) = if cert.is_null() {
-                ("client_key", "client_certificate")
-            } else {
-                ("client_certificate", "client_key")
-            };
-            diags.push(
-                Diagnostic::error(
-                    format!("Missing {missing}"),
-                    format!("{set} is set, so {missing} must be set too (both or neither)."),
-                )
-                .at(o.path_of(set)),
-            );
-        }
+        schema().validate(config, &AttributePath::default(), diags);
     }
 
     async fn configure(&self, terraform_version: &str, config: Value) -> Diagnostics {
