@@ -160,6 +160,15 @@ async fn create_refuses_existing_objects_and_import_adopts_them() {
             && plan.contains("+ \"cronjob/beads-dispatcher\""),
         "{plan}"
     );
+    // No workload gave the image or BeadBoard's URL: nothing was made up,
+    // the configured values arrive.
+    let flat = plan.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("+ image = \"ghcr.io/example/beads-runner\"")
+            && flat.contains("+ beadboard_url = \"http://beadboard")
+            && !flat.contains("\"\" ->"),
+        "{plan}"
+    );
     c.ws.apply(&[]).unwrap();
     let cm = c.get("configmap", "beads-metadata").unwrap();
     assert!(
