@@ -24,16 +24,16 @@ use model::Dolt;
 /// The resource type name.
 pub const TYPE_NAME: &str = "beads_autodispatch";
 
-/// The state attribute names the provider computes (never configured).
-const COMPUTED: [&str; 7] = [
-    "id",
-    "metadata_json",
-    "config_map_name",
-    "dispatcher_cron_job",
-    "reaper_cron_job",
-    "instance_id",
-    "objects",
-];
+/// The attributes the provider computes (never configured), as the model
+/// declares them.
+fn computed_attributes() -> Vec<String> {
+    Autodispatch::block()
+        .attributes
+        .into_iter()
+        .filter(|a| a.computed && !a.optional)
+        .map(|a| a.name)
+        .collect()
+}
 
 impl Autodispatch {
     /// The names of this resource's objects.
@@ -448,8 +448,9 @@ fn import_state(mut value: Value) -> Result<Autodispatch, tfplugin::framework::M
 /// the plan compares the configuration's fields with the live ones (a saved
 /// refresh cannot hide drift: the plan recomputes them every time).
 fn plan_computed(plan: &mut PlanContext<'_>) {
+    let computed = computed_attributes();
     let mut inputs = plan.planned.clone();
-    for name in COMPUTED {
+    for name in &computed {
         if let Some(v) = inputs.get_attr_mut(name) {
             *v = Value::Null;
         }
@@ -464,14 +465,16 @@ fn plan_computed(plan: &mut PlanContext<'_>) {
         plan.set_unknown("instance_id");
     }
     if inputs.is_wholly_known() {
+        // (Invalid inputs were refused by validation, which Terraform runs
+        // again once every value is known.)
         if let Ok(state) = Autodispatch::from_value(&inputs) {
-            let computed = state.with_computed().to_value();
-            for name in COMPUTED {
+            let values = state.with_computed().to_value();
+            for name in &computed {
                 if name == "instance_id" {
                     continue;
                 }
                 if let (Some(slot), Some(v)) =
-                    (plan.planned.get_attr_mut(name), computed.get_attr(name))
+                    (plan.planned.get_attr_mut(name), values.get_attr(name))
                 {
                     *slot = v.clone();
                 }
@@ -566,17 +569,17 @@ pub(crate) mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(replace, vec!["namespace", "name"]);
-        let computed: Vec<&str> = s
-            .block
-            .attributes
-            .iter()
-            .filter(|a| a.computed && !a.optional)
-            .map(|a| a.name.as_str())
-            .collect();
-        assert_eq!(computed.len(), COMPUTED.len());
-        assert!(
-            computed.iter().all(|c| COMPUTED.contains(c)),
-            "{computed:?}"
+        assert_eq!(
+            computed_attributes(),
+            [
+                "id",
+                "metadata_json",
+                "config_map_name",
+                "dispatcher_cron_job",
+                "reaper_cron_job",
+                "instance_id",
+                "objects"
+            ]
         );
     }
 
