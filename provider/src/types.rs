@@ -14,6 +14,24 @@ use tfplugin::value::{Type, Value};
 use crate::k8s::render::Names;
 use crate::validate;
 
+/// `AttrValue` for a type read from a string with `parse(&str) ->
+/// Result<Self, String>` and written back with `as_str()`.
+macro_rules! text_attr {
+    ($name:ident) => {
+        impl AttrValue for $name {
+            fn ty() -> Type {
+                Type::String
+            }
+            fn from_tf(v: &Value) -> Result<$name, AttrError> {
+                $name::parse(&String::from_tf(v)?).map_err(AttrError::new)
+            }
+            fn to_tf(&self) -> Value {
+                Value::string(self.as_str())
+            }
+        }
+    };
+}
+
 /// A string attribute whose value must pass `$check`.
 macro_rules! checked_string {
     ($(#[$doc:meta])* $name:ident, $check:path) => {
@@ -35,23 +53,12 @@ macro_rules! checked_string {
             }
 
             /// The value as written.
-            #[allow(dead_code)] // not every type is read as text
             pub fn as_str(&self) -> &str {
                 &self.0
             }
         }
 
-        impl AttrValue for $name {
-            fn ty() -> Type {
-                Type::String
-            }
-            fn from_tf(v: &Value) -> Result<$name, AttrError> {
-                $name::parse(&String::from_tf(v)?).map_err(AttrError::new)
-            }
-            fn to_tf(&self) -> Value {
-                Value::string(self.0.as_str())
-            }
-        }
+        text_attr!($name);
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -161,17 +168,7 @@ impl ImageTag {
     }
 }
 
-impl AttrValue for ImageTag {
-    fn ty() -> Type {
-        Type::String
-    }
-    fn from_tf(v: &Value) -> Result<ImageTag, AttrError> {
-        ImageTag::parse(&String::from_tf(v)?).map_err(AttrError::new)
-    }
-    fn to_tf(&self) -> Value {
-        Value::string(self.0.as_str())
-    }
-}
+text_attr!(ImageTag);
 
 /// A duration as operators write it (`30m`, `1h30m`, `90s`), kept as
 /// written: the runner's environment gets the text, and the runner parses
@@ -205,17 +202,7 @@ impl From<std::time::Duration> for Duration {
     }
 }
 
-impl AttrValue for Duration {
-    fn ty() -> Type {
-        Type::String
-    }
-    fn from_tf(v: &Value) -> Result<Duration, AttrError> {
-        Duration::parse(&String::from_tf(v)?).map_err(AttrError::new)
-    }
-    fn to_tf(&self) -> Value {
-        Value::string(self.text.as_str())
-    }
-}
+text_attr!(Duration);
 
 /// A whole number in `MIN..=MAX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,17 +290,7 @@ impl Mode {
     }
 }
 
-impl AttrValue for Mode {
-    fn ty() -> Type {
-        Type::String
-    }
-    fn from_tf(v: &Value) -> Result<Mode, AttrError> {
-        Mode::parse(&String::from_tf(v)?).map_err(AttrError::new)
-    }
-    fn to_tf(&self) -> Value {
-        Value::string(self.as_str())
-    }
-}
+text_attr!(Mode);
 
 /// Image pull Secret names, each at most once. Kept as a list, not a set:
 /// Terraform folds a set's duplicates before the provider sees them, so a

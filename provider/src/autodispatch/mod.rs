@@ -614,29 +614,20 @@ pub(crate) mod tests {
             let json = VALID.replacen('{', &format!("{{{field},"), 1);
             assert_eq!(errors_at(&json), vec![path.to_string()], "{field}");
         }
-        assert_eq!(
-            errors_at(&VALID.replace("\"beads\",\"image\"", "\"Beads\",\"image\"")),
-            vec!["namespace"]
-        );
-        assert_eq!(
-            errors_at(&VALID.replace("https://bb.example.com", "bb.example.com")),
-            vec!["beadboard_url"]
-        );
-        assert_eq!(
-            errors_at(&VALID.replace("beads-runner\"", "beads-runner:v1\"")),
-            vec!["image"]
-        );
-        assert_eq!(
-            errors_at(&VALID.replace("\"dolt.svc\"", "\"dolt.svc\",\"port\":70000")),
-            vec!["dolt.port"]
-        );
-        assert_eq!(
-            errors_at(&VALID.replace(
+        // Values inside VALID, replaced.
+        for (from, to, path) in [
+            ("\"beads\",\"image\"", "\"Beads\",\"image\"", "namespace"),
+            ("https://bb.example.com", "bb.example.com", "beadboard_url"),
+            ("beads-runner\"", "beads-runner:v1\"", "image"),
+            ("\"dolt.svc\"", "\"dolt.svc\",\"port\":70000", "dolt.port"),
+            (
                 "\"dolt.svc\"",
-                "\"dolt.svc\",\"password_secret_name\":\"pw\""
-            )),
-            vec!["dolt.password_secret_name"]
-        );
+                "\"dolt.svc\",\"password_secret_name\":\"pw\"",
+                "dolt.password_secret_name",
+            ),
+        ] {
+            assert_eq!(errors_at(&VALID.replace(from, to)), vec![path], "{to}");
+        }
     }
 
     #[test]
