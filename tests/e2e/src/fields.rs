@@ -30,8 +30,8 @@ pub fn objects_in_state(state: &Value) -> anyhow::Result<Objects> {
     let [resource] = found.as_slice() else {
         bail!("expected one beads_autodispatch, found {}", found.len());
     };
-    Ok(serde_json::from_value(resource["values"]["objects"].clone())
-        .context("objects is a map of maps of strings")?)
+    serde_json::from_value(resource["values"]["objects"].clone())
+        .context("objects is a map of maps of strings")
 }
 
 /// A field's value as `objects` shows it: strings as they are, anything
@@ -124,7 +124,9 @@ pub fn locate<'a>(live: &'a Value, path: &str) -> anyhow::Result<(String, &'a Va
                     .iter()
                     .enumerate()
                     .find(|(_, item)| item.get(key).is_some_and(|v| leaf(v) == want))
-                    .with_context(|| format!("{path}: no element with {key}={want} at {pointer:?}"))?;
+                    .with_context(|| {
+                        format!("{path}: no element with {key}={want} at {pointer:?}")
+                    })?;
                 at = item;
                 pointer.push_str(&format!("/{index}"));
             }
