@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod deployed;
+pub mod fields;
 pub mod image;
 pub mod local_pod;
 pub mod runc;
