@@ -32,16 +32,20 @@ pub fn project(rendered: &Value, live: Option<&Value>) -> Fields {
     out
 }
 
-/// The merge key of list `field` (Kubernetes' `patchMergeKey` for the lists
-/// this provider renders), or `None` for an atomic list.
-fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
+/// The keys of list `field`'s elements (the list-map keys server-side
+/// apply matches elements by, from k8s.io/api's `+listMapKey` markers, for
+/// the lists this provider renders), or `None` for an atomic list.
+/// `ports` is keyed by port *and* protocol (core/v1 `Container.Ports`:
+/// `+listMapKey=containerPort`, `+listMapKey=protocol`): a port whose
+/// protocol changed is another element.
+fn merge_keys(field: &str, items: &[Value]) -> Option<&'static [&'static str]> {
     let first = items.first()?.as_object()?;
-    let key = match field {
-        "volumeMounts" => "mountPath",
-        "ports" => "containerPort",
-        _ => "name",
+    let keys: &'static [&'static str] = match field {
+        "volumeMounts" => &["mountPath"],
+        "ports" => &["containerPort", "protocol"],
+        _ => &["name"],
     };
-    first.contains_key(key).then_some(key)
+    keys.iter().all(|k| first.contains_key(*k)).then_some(keys)
 }
 
 /// `a.b` for plain keys, `a[app.kubernetes.io/name]` for the rest (no
@@ -78,13 +82,17 @@ fn walk_field(field: &str, rendered: &Value, live: Option<&Value>, path: String,
                 walk_field(k, r, l, child_path(&path, k), out);
             }
         }
-        Value::Array(items) => match merge_key(field, items) {
-            Some(key) => {
+        Value::Array(items) => match merge_keys(field, items) {
+            Some(keys) => {
                 let live_items = live.and_then(Value::as_array);
                 for item in items {
-                    let id = &item[key];
-                    let l = live_items.and_then(|ls| ls.iter().find(|l| &l[key] == id));
-                    walk_field("", item, l, format!("{path}[{key}={}]", leaf(id)), out);
+                    let same = |l: &&Value| keys.iter().all(|k| l[*k] == item[*k]);
+                    let l = live_items.and_then(|ls| ls.iter().find(same));
+                    let id: Vec<String> = keys
+                        .iter()
+                        .map(|k| format!("{k}={}", leaf(&item[*k])))
+                        .collect();
+                    walk_field("", item, l, format!("{path}[{}]", id.join(",")), out);
                 }
             }
             None => {
@@ -151,6 +159,18 @@ mod tests {
             json!({"name": "sidecar", "env": [{"name": "C", "value": "3"}]}),
         );
         assert_eq!(project(&rendered(), Some(&live)), flatten(&rendered()));
+    }
+
+    #[test]
+    fn ports_are_keyed_by_port_and_protocol() {
+        let rendered =
+            json!({"ports": [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]});
+        let f = flatten(&rendered);
+        assert_eq!(f["ports[containerPort=9090,protocol=TCP].name"], "metrics");
+        // Another protocol on the same port is another element: the
+        // rendered one is missing (and apply adds it back).
+        let live = json!({"ports": [{"name": "m", "containerPort": 9090, "protocol": "UDP"}]});
+        assert!(project(&rendered, Some(&live)).is_empty());
     }
 
     #[test]

@@ -91,8 +91,9 @@ pub fn is_merge_key(path: &str) -> bool {
     };
     match steps.as_slice() {
         [.., Step::Bracket(element), Step::Key(key)] => element
-            .split_once('=')
-            .is_some_and(|(merge_key, _)| merge_key == key),
+            .split(',')
+            .filter_map(|pair| pair.split_once('='))
+            .any(|(merge_key, _)| merge_key == key),
         _ => false,
     }
 }
@@ -117,16 +118,21 @@ pub fn locate<'a>(live: &'a Value, path: &str) -> anyhow::Result<(String, &'a Va
                 pointer.push_str(&escape(&key));
             }
             (Step::Bracket(element), Value::Array(items)) => {
-                let (key, want) = element
-                    .split_once('=')
+                // `[key=value]`, or `[k1=v1,k2=v2]` for a list keyed by several fields.
+                let wanted = element
+                    .split(',')
+                    .map(|pair| pair.split_once('='))
+                    .collect::<Option<Vec<_>>>()
                     .with_context(|| format!("{path}: [{element}] in a list has no key=value"))?;
                 let (index, item) = items
                     .iter()
                     .enumerate()
-                    .find(|(_, item)| item.get(key).is_some_and(|v| leaf(v) == want))
-                    .with_context(|| {
-                        format!("{path}: no element with {key}={want} at {pointer:?}")
-                    })?;
+                    .find(|(_, item)| {
+                        wanted
+                            .iter()
+                            .all(|(key, want)| item.get(*key).is_some_and(|v| leaf(v) == *want))
+                    })
+                    .with_context(|| format!("{path}: no element with {element} at {pointer:?}"))?;
                 at = item;
                 pointer.push_str(&format!("/{index}"));
             }
@@ -149,7 +155,7 @@ mod tests {
                 {"name": "sidecar"},
                 {"name": "runner", "args": ["reap"],
                  "env": [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}],
-                 "ports": [{"containerPort": 9090, "name": "metrics"}],
+                 "ports": [{"containerPort": 9090, "protocol": "TCP", "name": "metrics"}],
                  "volumeMounts": [{"name": "m", "mountPath": "/etc/beads-metadata"}]},
             ]},
         })
@@ -176,7 +182,7 @@ mod tests {
                 json!("1"),
             ),
             (
-                "spec.containers[name=runner].ports[containerPort=9090].name",
+                "spec.containers[name=runner].ports[containerPort=9090,protocol=TCP].name",
                 "/spec/containers/1/ports/0/name",
                 json!("metrics"),
             ),
@@ -198,8 +204,15 @@ mod tests {
     #[test]
     fn merge_keys_are_recognised() {
         assert!(is_merge_key("spec.containers[name=runner].name"));
-        assert!(is_merge_key("a.ports[containerPort=9090].containerPort"));
-        assert!(!is_merge_key("a.ports[containerPort=9090].name"));
+        assert!(is_merge_key(
+            "a.ports[containerPort=9090,protocol=TCP].containerPort"
+        ));
+        assert!(is_merge_key(
+            "a.ports[containerPort=9090,protocol=TCP].protocol"
+        ));
+        assert!(!is_merge_key(
+            "a.ports[containerPort=9090,protocol=TCP].name"
+        ));
         assert!(!is_merge_key("a.volumeMounts[mountPath=/x].name"));
         assert!(!is_merge_key("metadata.name"));
         assert!(!is_merge_key("metadata.labels[name]"));
