@@ -85,11 +85,12 @@ impl Connection {
         config.read_timeout = Some(REQUEST_TIMEOUT);
         // kube-rs builds a TLS configuration for every client; without a CA
         // in the configuration it loads the system's whole trust store
-        // (rustls-platform-verifier reads and parses every root certificate
-        // there), milliseconds per provider process. A plain-HTTP API server
-        // never uses it, and insecure-skip-tls-verify replaces its verifier,
-        // so those two get an empty root store instead. An HTTPS server
-        // without a CA still gets the system's roots.
+        // (rustls-platform-verifier: on Debian the bundle and every file of
+        // /etc/ssl/certs, some 150 reads, each certificate parsed), in every
+        // provider process that reads. A plain-HTTP API server never uses
+        // it, and insecure-skip-tls-verify replaces its verifier, so those
+        // two get an empty root store instead. An HTTPS server without a CA
+        // still gets the system's roots.
         if config.root_cert.is_none()
             && (config.cluster_url.scheme_str() == Some("http") || config.accept_invalid_certs)
         {
