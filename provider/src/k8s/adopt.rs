@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
@@ -139,17 +139,31 @@ fn union(a: &Value, b: &Value) -> Value {
 /// `resourceVersion` it was computed from, so a concurrent write makes it
 /// fail (409) instead of overwriting newer ownership; it is then recomputed.
 /// Returns whether ownership was moved. A missing object is nothing to adopt.
-pub async fn adopt<K>(api: &Api<K>, name: &str, ssa_manager: &str) -> Result<bool, kube::Error>
+///
+/// `seen` is the object's metadata as the caller just read it (`Some(None)`:
+/// it did not exist), which saves a GET; `None` reads it here. A stale
+/// `seen` costs nothing but a retry: its `resourceVersion` makes the patch
+/// fail with 409, and the next attempt reads the object afresh.
+pub async fn adopt<K>(
+    api: &Api<K>,
+    name: &str,
+    ssa_manager: &str,
+    seen: Option<Option<ObjectMeta>>,
+) -> Result<bool, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let mut attempt = 0;
+    let mut seen = seen;
     loop {
         attempt += 1;
-        let Some(live) = api.get_opt(name).await? else {
+        let live = match seen.take() {
+            Some(meta) => meta,
+            None => api.get_opt(name).await?.map(|o| o.meta().clone()),
+        };
+        let Some(meta) = live else {
             return Ok(false);
         };
-        let meta = live.meta();
         let entries = meta.managed_fields.clone().unwrap_or_default();
         let upgraded = match upgrade(&entries, &LEGACY_MANAGERS, ssa_manager) {
             Ok(Some(list)) => list,
@@ -365,6 +379,64 @@ mod against_the_stand_in {
         (handle, kube::Client::try_from(config).unwrap())
     }
 
+    /// The metadata `Objects::read` hands over saves the GET; metadata gone
+    /// stale (the object changed since) costs one 409 and a fresh read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uses_the_metadata_it_is_given_and_rereads_when_it_is_stale() {
+        let (_server, client) = start().await;
+        let ns: Api<Namespace> = Api::all(client.clone());
+        let namespace =
+            serde_json::from_value(json!({"metadata": {"name": "beads-server"}})).unwrap();
+        ns.create(&PostParams::default(), &namespace).await.unwrap();
+        let api: Api<CronJob> = Api::namespaced(client, "beads-server");
+        let old = PostParams {
+            field_manager: Some("HashiCorp".into()),
+            ..PostParams::default()
+        };
+        let created = api.create(&old, &cron_job("dispatcher")).await.unwrap();
+
+        // Told the object does not exist, adopt believes it: no request, and
+        // the old manager's fields stay where they are.
+        assert!(
+            !adopt(&api, "beads-dispatcher", NEW, Some(None))
+                .await
+                .unwrap()
+        );
+        let live = api.get("beads-dispatcher").await.unwrap();
+        assert_eq!(managers(&live), [pair("HashiCorp", "Update")]);
+
+        // A webhook writes after the read: the metadata handed over is stale,
+        // the patch made from it is refused, the retry reads afresh and keeps
+        // the webhook's entry.
+        let dns = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]}}}}}}});
+        let webhook = PatchParams {
+            field_manager: Some("kyverno".into()),
+            ..PatchParams::default()
+        };
+        api.patch("beads-dispatcher", &webhook, &Patch::Merge(&dns))
+            .await
+            .unwrap();
+        let stale = created.metadata.clone();
+        assert!(
+            adopt(&api, "beads-dispatcher", NEW, Some(Some(stale)))
+                .await
+                .unwrap()
+        );
+        let live = api.get("beads-dispatcher").await.unwrap();
+        assert_eq!(
+            managers(&live),
+            [pair(NEW, "Apply"), pair("kyverno", "Update")]
+        );
+
+        // Fresh metadata is used as it is: nothing left to move.
+        assert!(
+            !adopt(&api, "beads-dispatcher", NEW, Some(Some(live.metadata)))
+                .await
+                .unwrap()
+        );
+    }
+
     fn cron_job(container: &str) -> CronJob {
         serde_json::from_value(json!({
             "apiVersion": "batch/v1", "kind": "CronJob",
@@ -398,7 +470,7 @@ mod against_the_stand_in {
         ns.create(&PostParams::default(), &namespace).await.unwrap();
         let api: Api<CronJob> = Api::namespaced(client, "beads-server");
         assert!(
-            !adopt(&api, "beads-dispatcher", NEW).await.unwrap(),
+            !adopt(&api, "beads-dispatcher", NEW, None).await.unwrap(),
             "nothing to adopt"
         );
 
@@ -425,14 +497,14 @@ mod against_the_stand_in {
             )
             .unwrap(),
         );
-        assert!(adopt(&api, "beads-dispatcher", NEW).await.unwrap());
+        assert!(adopt(&api, "beads-dispatcher", NEW, None).await.unwrap());
         let live = api.get("beads-dispatcher").await.unwrap();
         assert_eq!(
             managers(&live),
             [pair(NEW, "Apply"), pair("kyverno", "Update")]
         );
         assert!(
-            !adopt(&api, "beads-dispatcher", NEW).await.unwrap(),
+            !adopt(&api, "beads-dispatcher", NEW, None).await.unwrap(),
             "already ours"
         );
 

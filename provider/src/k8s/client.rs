@@ -1,18 +1,20 @@
 //! The Kubernetes side: connect as the provider block says, apply the
 //! rendered objects with server-side apply, read them back, delete them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use beads_contract::labels::k8s::MANAGER;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tfplugin::log::{micros, since_handshake_us};
 
 use super::observe::Live;
 use super::render::{Kind, Names, Object, ObjectId};
@@ -76,12 +78,37 @@ impl Connection {
     /// in-cluster service account.
     /// Also returns the API server's address, for messages.
     pub async fn client(&self) -> Result<(Client, String), KubeError> {
+        let (at_us, started) = (since_handshake_us(), Instant::now());
         let mut config = self.config().await?;
+        let configured = Instant::now();
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(REQUEST_TIMEOUT);
+        // kube-rs builds a TLS configuration for every client; without a CA
+        // in the configuration it loads the system's whole trust store
+        // (rustls-platform-verifier: on Debian the bundle and every file of
+        // /etc/ssl/certs, some 150 reads, each certificate parsed), in every
+        // provider process that reads. A plain-HTTP API server never uses
+        // it, and insecure-skip-tls-verify replaces its verifier, so those
+        // two get an empty root store instead. An HTTPS server without a CA
+        // still gets the system's roots.
+        if config.root_cert.is_none()
+            && (config.cluster_url.scheme_str() == Some("http") || config.accept_invalid_certs)
+        {
+            config.root_cert = Some(Vec::new());
+        }
         let server = config.cluster_url.to_string();
         match Client::try_from(config) {
-            Ok(client) => Ok((client, server)),
+            Ok(client) => {
+                // Timed for scripts/bench: the kubeconfig (read, parsed,
+                // credentials loaded), then the client (TLS configuration).
+                tracing::debug!(
+                    at_us,
+                    config_us = micros(configured.duration_since(started)),
+                    client_us = micros(configured.elapsed()),
+                    "Kubernetes client ready"
+                );
+                Ok((client, server))
+            }
             Err(e) => Err(KubeError::Connect(format!("API server {server}: {e}"))),
         }
     }
@@ -304,12 +331,39 @@ fn describe(e: kube::Error) -> String {
     }
 }
 
+/// Whether a Deployment has `spec.strategy.rollingUpdate`.
+fn has_rolling_update(deployment: Option<&Deployment>) -> bool {
+    deployment
+        .and_then(|d| d.spec.as_ref()?.strategy.as_ref()?.rolling_update.as_ref())
+        .is_some()
+}
+
 /// The objects of one resource in the cluster.
 pub struct Objects {
     client: Client,
     server: String,
     namespace: String,
     names: Names,
+    seen: std::sync::Mutex<Seen>,
+}
+
+/// What [`Objects::read`] found, kept for the writes of the same operation
+/// so they need not GET each object again: per object (`kind/name`) its
+/// metadata, `None` when it did not exist, which adoption needs; and whether
+/// the Deployment has a `strategy.rollingUpdate`. Each entry is used once;
+/// a stale one costs a retry (adoption's patch carries the
+/// `resourceVersion`), never a wrong write.
+#[derive(Default)]
+struct Seen {
+    meta: std::collections::BTreeMap<String, Option<ObjectMeta>>,
+    rolling_update: Option<bool>,
+}
+
+impl Seen {
+    fn record<K: Resource>(&mut self, kind: &str, name: &str, object: Option<&K>) {
+        self.meta
+            .insert(format!("{kind}/{name}"), object.map(|o| o.meta().clone()));
+    }
 }
 
 impl Objects {
@@ -321,6 +375,7 @@ impl Objects {
             server,
             namespace: namespace.to_string(),
             names: Names::new(name),
+            seen: std::sync::Mutex::new(Seen::default()),
         }
     }
 
@@ -356,20 +411,44 @@ impl Objects {
             + std::fmt::Debug,
         <K as Resource>::DynamicType: Default,
     {
-        self.api::<K>()
+        let (at_us, started) = (since_handshake_us(), Instant::now());
+        let got = self
+            .api::<K>()
             .get_opt(name)
             .await
-            .map_err(|e| self.error("reading", kind, name, e))
+            .map_err(|e| self.error("reading", kind, name, e));
+        tracing::debug!(
+            kind,
+            name,
+            at_us,
+            duration_us = micros(started.elapsed()),
+            "GET"
+        );
+        got
     }
 
     /// Reads every object the resource may own, the four requests at once.
     pub async fn read(&self) -> Result<Live, KubeError> {
+        let (at_us, started) = (since_handshake_us(), Instant::now());
         let (config_map, dispatcher, reaper, deployment) = futures::try_join!(
             self.get("ConfigMap", &self.names.config_map),
             self.get("CronJob", &self.names.dispatcher),
             self.get("CronJob", &self.names.reaper),
             self.get("Deployment", &self.names.deployment),
         )?;
+        tracing::debug!(
+            at_us,
+            duration_us = micros(started.elapsed()),
+            "read the objects"
+        );
+        if let Ok(mut seen) = self.seen.lock() {
+            let names = &self.names;
+            seen.record("ConfigMap", &names.config_map, config_map.as_ref());
+            seen.record("CronJob", &names.dispatcher, dispatcher.as_ref());
+            seen.record("CronJob", &names.reaper, reaper.as_ref());
+            seen.record("Deployment", &names.deployment, deployment.as_ref());
+            seen.rolling_update = Some(has_rolling_update(deployment.as_ref()));
+        }
         Ok(Live {
             config_map,
             dispatcher,
@@ -397,7 +476,12 @@ impl Objects {
         let params = PatchParams::apply(MANAGER).force();
         // Fields a client-side writer (today's stack) owns become ours first,
         // so this apply removes what it no longer renders.
-        super::adopt::adopt(&self.api::<K>(), name, MANAGER)
+        let seen = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|mut s| s.meta.remove(&format!("{kind}/{name}")));
+        super::adopt::adopt(&self.api::<K>(), name, MANAGER, seen)
             .await
             .map_err(|e| self.error("adopting", kind, name, e))?;
         self.api::<K>()
@@ -427,11 +511,15 @@ impl Objects {
     /// `ValidateDeploymentStrategy`: rollingUpdate "may not be specified when
     /// strategy `type` is 'Recreate'"). A merge patch removes both together.
     async fn clear_rolling_update(&self, name: &str) -> Result<(), KubeError> {
-        let live = self.get::<Deployment>("Deployment", name).await?;
-        let has_rolling_update = live
-            .and_then(|d| d.spec?.strategy?.rolling_update)
-            .is_some();
-        if !has_rolling_update {
+        let seen = match self.seen.lock() {
+            Ok(mut s) if name == self.names.deployment => s.rolling_update.take(),
+            _ => None,
+        };
+        let has = match seen {
+            Some(has) => has,
+            None => has_rolling_update(self.get::<Deployment>("Deployment", name).await?.as_ref()),
+        };
+        if !has {
             return Ok(());
         }
         let patch = serde_json::json!({
@@ -441,7 +529,13 @@ impl Objects {
             .patch(name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
             .await
             .map(|_| ())
-            .map_err(|e| self.error("applying", "Deployment", name, e))
+            .map_err(|e| self.error("applying", "Deployment", name, e))?;
+        // The patch made a new resourceVersion: adoption reads it afresh
+        // rather than retrying on a 409.
+        if let Ok(mut s) = self.seen.lock() {
+            s.meta.remove(&format!("Deployment/{name}"));
+        }
+        Ok(())
     }
 
     /// Deletes one object and waits until it is gone.

@@ -5,8 +5,16 @@
 //! The level comes from `TF_LOG_PROVIDER`, else `TF_LOG` (`TRACE`, `DEBUG`,
 //! `INFO`, `WARN`, `ERROR`, `OFF`; `JSON` means `TRACE`). Without either,
 //! nothing is logged.
+//!
+//! Timing fields: debug lines that time something carry `duration_us`, and
+//! `at_us`, the microseconds since this process printed its handshake line
+//! ([`mark_handshake`]). Terraform copies plugin lines into its own log with
+//! millisecond timestamps only; these fields are what `scripts/bench` reads
+//! to split a plan's time between Terraform and the provider.
 
 use std::io::Write;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -151,6 +159,35 @@ pub fn init(module: &str) {
         .try_init();
 }
 
+/// When `main` began and when the handshake line was written.
+static STARTED: OnceLock<Instant> = OnceLock::new();
+static HANDSHAKE: OnceLock<Instant> = OnceLock::new();
+
+/// Records the moment `main` began (the first call wins).
+pub fn mark_start() {
+    let _ = STARTED.set(Instant::now());
+}
+
+/// Records the moment the handshake line was written (the first call wins).
+pub fn mark_handshake() {
+    let _ = HANDSHAKE.set(Instant::now());
+}
+
+/// Microseconds since [`mark_start`], 0 if it was never called.
+pub fn since_start_us() -> u64 {
+    STARTED.get().map_or(0, |t| micros(t.elapsed()))
+}
+
+/// Microseconds since [`mark_handshake`], 0 before the handshake line.
+pub fn since_handshake_us() -> u64 {
+    HANDSHAKE.get().map_or(0, |t| micros(t.elapsed()))
+}
+
+/// A duration in whole microseconds, saturating (a log field, not arithmetic).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Installs a panic hook that prints `panic: <message>` plus location and
 /// backtrace on stderr, then exits with status 2, as a Go plugin crash
 /// does. Terraform collects plugin stderr from the `panic: ` line and
@@ -232,6 +269,18 @@ mod tests {
         assert!(!enabled(LevelFilter::ERROR, "h2", &Level::WARN));
         assert!(enabled(LevelFilter::TRACE, "h2o", &Level::TRACE));
         assert!(!enabled(LevelFilter::OFF, "tfplugin", &Level::ERROR));
+    }
+
+    #[test]
+    fn timing_fields_count_from_their_marks() {
+        assert_eq!(micros(Duration::from_millis(3)), 3000);
+        assert_eq!(micros(Duration::MAX), u64::MAX);
+        // After the mark the offset counts the time since it (a sleep lasts
+        // at least what it asks for).
+        mark_handshake();
+        let first = since_handshake_us();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(since_handshake_us() >= first + 2000);
     }
 
     #[test]

@@ -6,17 +6,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tonic::codegen::{Context, Poll, Service, http};
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::framework::server::MAX_MESSAGE_SIZE;
 use crate::framework::{CancelToken, Provider, ProviderService};
 use crate::handshake::{HandshakeError, LaunchEnv, SocketDir, handshake_line};
+use crate::log::{mark_handshake, micros, since_handshake_us, since_start_us};
 use crate::proto::plugin::Empty;
 use crate::proto::plugin::grpc_controller_server::{GrpcController, GrpcControllerServer};
 use crate::proto::tfplugin6::provider_server::ProviderServer;
@@ -59,6 +62,7 @@ pub struct ServeConfig {
 /// With `--debug`, it serves in the foreground without TLS and prints the
 /// `TF_REATTACH_PROVIDERS` value to use; Ctrl-C stops it.
 pub fn main(provider: impl Provider, cfg: ServeConfig) -> ExitCode {
+    crate::log::mark_start();
     crate::log::install_panic_hook();
     crate::log::init(&cfg.log_module);
     let debug = std::env::args()
@@ -101,6 +105,7 @@ pub fn main(provider: impl Provider, cfg: ServeConfig) -> ExitCode {
 /// print the handshake line, serve until Shutdown (or SIGTERM).
 pub async fn serve_terraform(provider: impl Provider, env: &LaunchEnv) -> Result<(), ServeError> {
     let version = env.negotiate_version()?;
+    let tls_started = Instant::now();
     let tls = match env.client_cert.as_deref() {
         Some(pem) => {
             let identity = ServerIdentity::generate()?;
@@ -114,6 +119,7 @@ pub async fn serve_terraform(provider: impl Provider, env: &LaunchEnv) -> Result
             None
         }
     };
+    let tls_setup = tls_started.elapsed();
     let shutdown = CancelToken::new();
     ignore_sigint()?;
     on_sigterm(shutdown.clone())?;
@@ -130,13 +136,43 @@ pub async fn serve_terraform(provider: impl Provider, env: &LaunchEnv) -> Result
         running.socket_path(),
         tls.as_ref().map(|(id, _)| id.cert_der.as_ref()),
     );
+    // Marked before the write: Terraform may connect before the write returns.
+    mark_handshake();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")?;
         out.flush()?;
     }
-    tracing::info!(socket = %running.socket_path().display(), tls = tls.is_some(), "plugin serving");
-    running.wait().await
+    tracing::info!(
+        socket = %running.socket_path().display(),
+        tls = tls.is_some(),
+        pid = std::process::id(),
+        startup_us = since_start_us(),
+        tls_setup_us = micros(tls_setup),
+        "plugin serving"
+    );
+    let result = running.wait().await;
+    tracing::debug!(
+        at_us = since_handshake_us(),
+        cpu_us = cpu_time_us(),
+        "plugin stopping"
+    );
+    result
+}
+
+/// CPU time this process's threads have used so far, in microseconds
+/// (`/proc/self/task/*/schedstat`; 0 where that is not available): a
+/// figure for `scripts/bench`, which cannot tell it apart from Terraform's.
+fn cpu_time_us() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns / 1000
 }
 
 /// Debug mode: plaintext, prints the reattach configuration, stops on Ctrl-C.
@@ -330,11 +366,11 @@ pub async fn start(
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let router = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(GrpcControllerServer::new(Controller {
+        .add_service(Timed(health_service))
+        .add_service(Timed(GrpcControllerServer::new(Controller {
             shutdown: shutdown.clone(),
-        }))
-        .add_service(provider);
+        })))
+        .add_service(Timed(provider));
 
     let stop = shutdown.clone();
     let (task, accept) = match tls {
@@ -394,15 +430,71 @@ async fn accept_tls(
         };
         let acceptor = acceptor.clone();
         let tx = tx.clone();
+        let (at_us, started) = (since_handshake_us(), Instant::now());
         tokio::spawn(async move {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(conn)) => {
+                    tracing::debug!(
+                        at_us,
+                        duration_us = micros(started.elapsed()),
+                        "TLS handshake done"
+                    );
                     let _ = tx.send(Ok(conn)).await;
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "TLS handshake refused"),
                 Err(_) => tracing::warn!("TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// A gRPC service whose every call logs, at debug level, the method, when
+/// it arrived (`at_us`, microseconds after the handshake line) and how long
+/// the server took from the request to the response (`duration_us`: decoding
+/// and the handler; the response body is encoded as it is sent).
+#[derive(Debug, Clone)]
+struct Timed<S>(S);
+
+impl<S: NamedService> NamedService for Timed<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for Timed<S>
+where
+    S: Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let at_us = since_handshake_us();
+        let started = Instant::now();
+        // "/tfplugin6.Provider/ReadResource" -> "ReadResource"
+        let rpc = req
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let out = fut.await;
+            tracing::debug!(
+                rpc = %rpc,
+                at_us,
+                duration_us = micros(started.elapsed()),
+                "RPC served"
+            );
+            out
+        })
     }
 }
 
