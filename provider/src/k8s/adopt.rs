@@ -408,15 +408,7 @@ mod against_the_stand_in {
         // A webhook writes after the read: the metadata handed over is stale,
         // the patch made from it is refused, the retry reads afresh and keeps
         // the webhook's entry.
-        let dns = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
-            "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]}}}}}}});
-        let webhook = PatchParams {
-            field_manager: Some("kyverno".into()),
-            ..PatchParams::default()
-        };
-        api.patch("beads-dispatcher", &webhook, &Patch::Merge(&dns))
-            .await
-            .unwrap();
+        webhook_adds_dns_config(&api).await;
         let stale = created.metadata.clone();
         assert!(
             adopt(&api, "beads-dispatcher", NEW, Some(Some(stale)))
@@ -435,6 +427,19 @@ mod against_the_stand_in {
                 .await
                 .unwrap()
         );
+    }
+
+    /// What a Kyverno policy does: another field manager adds `dnsConfig`.
+    async fn webhook_adds_dns_config(api: &Api<CronJob>) {
+        let dns = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]}}}}}}});
+        let webhook = PatchParams {
+            field_manager: Some("kyverno".into()),
+            ..PatchParams::default()
+        };
+        api.patch("beads-dispatcher", &webhook, &Patch::Merge(&dns))
+            .await
+            .unwrap();
     }
 
     fn cron_job(container: &str) -> CronJob {
@@ -479,15 +484,7 @@ mod against_the_stand_in {
             ..PostParams::default()
         };
         api.create(&old, &cron_job("dispatcher")).await.unwrap();
-        let dns = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
-            "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]}}}}}}});
-        let webhook = PatchParams {
-            field_manager: Some("kyverno".into()),
-            ..PatchParams::default()
-        };
-        api.patch("beads-dispatcher", &webhook, &Patch::Merge(&dns))
-            .await
-            .unwrap();
+        webhook_adds_dns_config(&api).await;
 
         // The first patch answers 409, as when the object changed since it
         // was read: adopt reads again and succeeds.

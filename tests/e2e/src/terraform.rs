@@ -78,6 +78,23 @@ impl Workspace {
         })
     }
 
+    /// A workspace for `terraform` with the provider of this build, whose
+    /// configurations get the cluster's kubeconfig and `namespace` as
+    /// `var.kubeconfig` and `var.namespace`.
+    pub fn for_cluster(
+        terraform: &Path,
+        cluster: &crate::cluster::Cluster,
+        namespace: &str,
+    ) -> anyhow::Result<Self> {
+        let mut ws = Workspace::new(terraform, &crate::bin_dir())?;
+        ws.env(
+            "TF_VAR_kubeconfig",
+            &cluster.kubeconfig.display().to_string(),
+        )
+        .env("TF_VAR_namespace", namespace);
+        Ok(ws)
+    }
+
     /// Sets an environment variable for every command.
     pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
         self.env.push((key.into(), value.into()));

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use beads_e2e::bin_dir;
 use beads_e2e::cluster::Cluster;
 use beads_e2e::terraform::{self, Workspace};
 use serde_json::Value;
@@ -31,12 +30,7 @@ impl Case {
             NS_COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
         cluster.create_namespace(&ns).unwrap();
-        let mut ws = Workspace::new(terraform, &bin_dir()).unwrap();
-        ws.env(
-            "TF_VAR_kubeconfig",
-            &cluster.kubeconfig.display().to_string(),
-        )
-        .env("TF_VAR_namespace", &ns);
+        let ws = Workspace::for_cluster(terraform, &cluster, &ns).unwrap();
         Case { cluster, ws, ns }
     }
 

@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use beads_e2e::bin_dir;
 use beads_e2e::cluster::Cluster;
 use beads_e2e::fields::{self, Objects, Step, leaf, locate};
 use beads_e2e::terraform::{self, Workspace};
@@ -32,12 +31,7 @@ impl Case {
         let cluster = Cluster::sandbox().await.unwrap();
         let ns = format!("beads-drift-{}", std::process::id());
         cluster.create_namespace(&ns).unwrap();
-        let mut ws = Workspace::new(terraform, &bin_dir()).unwrap();
-        ws.env(
-            "TF_VAR_kubeconfig",
-            &cluster.kubeconfig.display().to_string(),
-        )
-        .env("TF_VAR_namespace", &ns);
+        let ws = Workspace::for_cluster(terraform, &cluster, &ns).unwrap();
         ws.write("main.tf", &config(mode)).unwrap();
         Case { cluster, ws, ns }
     }

@@ -105,16 +105,11 @@ async fn run() -> anyhow::Result<()> {
     }
 
     step(3, "terraform apply examples/basic against the stand-in");
-    let mut ws = Workspace::new(std::path::Path::new("terraform"), &bins)?;
-    ws.env(
-        "TF_VAR_kubeconfig",
-        &cluster.kubeconfig.display().to_string(),
-    )
-    .env("TF_VAR_namespace", NAMESPACE)
-    .env("TF_VAR_beadboard_url", &board.url())
-    .env("TF_VAR_dolt_host", &target.host)
-    .env("TF_VAR_dolt_port", &target.port.to_string())
-    .env("TF_VAR_dolt_database", &target.database);
+    let mut ws = Workspace::for_cluster(std::path::Path::new("terraform"), &cluster, NAMESPACE)?;
+    ws.env("TF_VAR_beadboard_url", &board.url())
+        .env("TF_VAR_dolt_host", &target.host)
+        .env("TF_VAR_dolt_port", &target.port.to_string())
+        .env("TF_VAR_dolt_database", &target.database);
     ws.copy_from(&repo_root().join("examples/basic"))?;
     let applied = ws.apply(&[])?;
     for line in applied
