@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tfplugin::diag::{AttributePath, Diagnostics};
+use tfplugin::diag::Diagnostics;
 use tfplugin::framework::attr::{Presence, attribute};
 use tfplugin::framework::{DynResource, Obj, Provider};
 use tfplugin::schema::{Attribute, Block};
@@ -96,10 +96,6 @@ impl Provider for BeadsProvider {
         schema()
     }
 
-    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        schema().validate(config, &AttributePath::default(), diags);
-    }
-
     async fn configure(&self, terraform_version: &str, config: Value) -> Diagnostics {
         tracing::debug!(terraform_version, "configuring provider");
         match settings_from(&config) {
@@ -119,6 +115,7 @@ impl Provider for BeadsProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tfplugin::diag::AttributePath;
 
     #[test]
     fn schema_is_all_optional_with_sensitive_secrets() {
@@ -140,13 +137,15 @@ mod tests {
 
     #[test]
     fn validates_host_and_cert_pairs() {
-        let p = BeadsProvider::default();
+        // The schema's validators, which the server runs on the provider
+        // block (tfplugin's framework tests check that it does).
         let mut d = Diagnostics::new();
-        p.validate(
+        schema().validate(
             &Value::object([
                 ("host", Value::string("not a url")),
                 ("client_key", Value::string("k")),
             ]),
+            &AttributePath::default(),
             &mut d,
         );
         let paths: Vec<String> = d

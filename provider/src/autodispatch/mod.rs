@@ -508,7 +508,6 @@ fn plan_computed(plan: &mut PlanContext<'_>) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use tfplugin::framework::DynResource;
     use tfplugin::value::{JsonOptions, decode_json};
 
     fn cfg(json: &str) -> Value {
@@ -535,11 +534,21 @@ pub(crate) mod tests {
         AutodispatchResource::new(Arc::default())
     }
 
-    /// Where validation (the schema's validators, then the resource's own
-    /// rules) reports problems with configuration `json`.
-    fn errors_at(json: &str) -> Vec<String> {
+    /// Validation as the server runs it: the schema's validators, then
+    /// the resource's own rules.
+    fn validate(config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
-        DynResource::validate(&resource(), &cfg(json), &mut d);
+        let schema = Resource::schema(&resource());
+        schema
+            .block
+            .validate(config, &AttributePath::default(), &mut d);
+        Resource::validate(&resource(), config, &mut d);
+        d
+    }
+
+    /// Where validation reports problems with configuration `json`.
+    fn errors_at(json: &str) -> Vec<String> {
+        let d = validate(&cfg(json));
         d.iter()
             .map(|d| d.path.as_ref().map(ToString::to_string).unwrap_or_default())
             .collect()
@@ -632,12 +641,11 @@ pub(crate) mod tests {
 
     #[test]
     fn summaries_name_the_attribute() {
-        let mut d = Diagnostics::new();
         let json = VALID.replace(
             "\"dolt.svc\"",
             "\"dolt.svc\",\"password_secret_key\":\"k\",\"port\":0",
         );
-        DynResource::validate(&resource(), &cfg(&json), &mut d);
+        let d = validate(&cfg(&json));
         let summaries: Vec<&str> = d.iter().map(|d| d.summary.as_str()).collect();
         assert_eq!(
             summaries,
@@ -649,9 +657,7 @@ pub(crate) mod tests {
     fn unknown_values_are_not_judged() {
         let mut v = cfg(VALID);
         *v.get_attr_mut("dispatch_schedule").expect("attr") = Value::Unknown;
-        let mut d = Diagnostics::new();
-        DynResource::validate(&resource(), &v, &mut d);
-        assert!(d.is_empty());
+        assert!(validate(&v).is_empty());
     }
 
     #[test]

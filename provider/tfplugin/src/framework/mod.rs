@@ -81,7 +81,9 @@ pub trait Provider: Send + Sync + 'static {
         Block::default()
     }
 
-    /// Checks the provider configuration (values may be unknown here).
+    /// Checks the provider configuration beyond what the schema's
+    /// validators check (the server runs those first). Values may be
+    /// unknown here.
     fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
 
     /// Receives the provider configuration before any resource operation.
@@ -175,8 +177,8 @@ pub trait DynResource: Send + Sync + 'static {
     fn type_name(&self) -> &'static str;
     /// See [`Resource::schema`].
     fn schema(&self) -> Schema;
-    /// The schema's validators (every attribute's, every required-together
-    /// group), then [`Resource::validate`].
+    /// See [`Resource::validate`] (the server runs the schema's validators
+    /// first, with the schema it built once).
     fn validate(&self, config: &Value, diags: &mut Diagnostics);
     /// See [`Resource::modify_plan`].
     fn modify_plan(&self, plan: &mut PlanContext<'_>);
@@ -208,11 +210,6 @@ impl<R: Resource> DynResource for R {
         Resource::schema(self)
     }
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        Resource::schema(self).block.validate(
-            config,
-            &crate::diag::AttributePath::default(),
-            diags,
-        );
         Resource::validate(self, config, diags)
     }
     fn modify_plan(&self, plan: &mut PlanContext<'_>) {

@@ -273,7 +273,12 @@ impl ProviderRpc for ProviderService {
             &self.provider_type,
             "provider configuration",
         ) {
-            Ok(config) => self.provider.validate(&config, &mut diags),
+            Ok(config) => {
+                self.provider_schema
+                    .block
+                    .validate(&config, &AttributePath::default(), &mut diags);
+                self.provider.validate(&config, &mut diags);
+            }
             Err(d) => diags.extend(d),
         }
         Ok(Response::new(pb::validate_provider_config::Response {
@@ -292,7 +297,12 @@ impl ProviderRpc for ProviderService {
             .entry(&req.type_name)
             .and_then(|e| Ok((e, decode(req.config.as_ref(), &e.ty, "configuration")?)));
         match result {
-            Ok((e, config)) => e.resource.validate(&config, &mut diags),
+            Ok((e, config)) => {
+                e.schema
+                    .block
+                    .validate(&config, &AttributePath::default(), &mut diags);
+                e.resource.validate(&config, &mut diags);
+            }
             Err(d) => diags.extend(d),
         }
         Ok(Response::new(pb::validate_resource_config::Response {

@@ -23,12 +23,24 @@ struct Thing {
     host: Option<String>,
 }
 
+/// A validator for the tests: a number above zero.
+fn positive(v: &Value) -> Result<(), crate::schema::AttrError> {
+    match v.as_number().and_then(|n| n.as_i64()) {
+        Some(n) if n > 0 => Ok(()),
+        _ => Err(crate::schema::AttrError::new("must be above zero")),
+    }
+}
+
 // Written by hand (not derived): the framework must work for any Model.
 impl Model for Thing {
     fn block() -> Block {
         Block::new("A thing.")
             .attribute(Attribute::required("name", Type::String).requires_replace())
-            .attribute(Attribute::optional("size", Type::Number).default_value(3))
+            .attribute(
+                Attribute::optional("size", Type::Number)
+                    .default_value(3)
+                    .validator(positive),
+            )
             .attribute(Attribute::computed("id", Type::String).stable())
             .attribute(Attribute::computed("revision", Type::Number))
             .block(
@@ -161,6 +173,10 @@ struct TestProvider(Arc<Things>);
 
 #[tonic::async_trait]
 impl Provider for TestProvider {
+    fn schema(&self) -> Block {
+        Block::new("test provider")
+            .attribute(Attribute::optional("workers", Type::Number).validator(positive))
+    }
     fn resources(&self) -> Vec<Arc<dyn DynResource>> {
         vec![self.0.clone()]
     }
@@ -485,6 +501,36 @@ async fn validate_reports_attribute_paths() {
         .expect("rpc")
         .into_inner();
     assert!(r.diagnostics[0].summary.contains("Unknown resource type"));
+}
+
+#[tokio::test]
+async fn the_server_runs_the_schema_validators() {
+    let s = service();
+    let r = s
+        .validate_resource_config(Request::new(pb::validate_resource_config::Request {
+            type_name: "test_thing".into(),
+            config: dv(&config("ok", Some(-1))),
+        }))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+    assert_eq!(r.diagnostics[0].summary, "Invalid size");
+    assert_eq!(r.diagnostics[0].detail, "must be above zero");
+    let provider_ty = Type::object([("workers", Type::Number)]);
+    let r = s
+        .validate_provider_config(Request::new(pb::validate_provider_config::Request {
+            config: Some(pb::DynamicValue {
+                msgpack: encode_msgpack(&Value::object([("workers", Value::int(0))]), &provider_ty)
+                    .expect("encodes"),
+                json: vec![],
+            }),
+        }))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+    assert_eq!(r.diagnostics[0].summary, "Invalid workers");
 }
 
 #[tokio::test]
