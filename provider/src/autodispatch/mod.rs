@@ -25,14 +25,17 @@ use model::Dolt;
 pub const TYPE_NAME: &str = "beads_autodispatch";
 
 /// The attributes the provider computes (never configured), as the model
-/// declares them.
-fn computed_attributes() -> Vec<String> {
-    Autodispatch::block()
-        .attributes
-        .into_iter()
-        .filter(|a| a.computed && !a.optional)
-        .map(|a| a.name)
-        .collect()
+/// declares them; read once, since every plan needs them.
+fn computed_attributes() -> &'static [String] {
+    static COMPUTED: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        Autodispatch::block()
+            .attributes
+            .into_iter()
+            .filter(|a| a.computed && !a.optional)
+            .map(|a| a.name)
+            .collect()
+    });
+    &COMPUTED
 }
 
 impl Autodispatch {
@@ -168,18 +171,30 @@ impl AutodispatchResource {
         AutodispatchResource { cluster }
     }
 
+    /// The resource `namespace`/`name`'s objects in the cluster, read.
     async fn objects(
         &self,
         action: &str,
-        state: &Autodispatch,
+        namespace: &str,
+        name: &str,
     ) -> Result<(Objects, Live), Diagnostics> {
         let objects = self
             .cluster
-            .objects(state.namespace.as_str(), state.name.as_str())
+            .objects(namespace, name)
             .await
             .map_err(|e| kube_diag(action, e))?;
         let live = objects.read().await.map_err(|e| kube_diag(action, e))?;
         Ok((objects, live))
+    }
+
+    /// [`Self::objects`] of the resource `state` describes.
+    async fn objects_of(
+        &self,
+        action: &str,
+        state: &Autodispatch,
+    ) -> Result<(Objects, Live), Diagnostics> {
+        self.objects(action, state.namespace.as_str(), state.name.as_str())
+            .await
     }
 
     /// Writes `state`'s objects, then deletes the other mode's objects that
@@ -214,7 +229,7 @@ impl AutodispatchResource {
             objects: prior.and_then(|p| p.objects.clone()),
             ..state.clone()
         });
-        let (objects, live) = self.objects(action, state).await?;
+        let (objects, live) = self.objects_of(action, state).await?;
         let rendered = render::objects(state);
         for object in &rendered {
             let id = object.id();
@@ -273,7 +288,7 @@ impl Resource for AutodispatchResource {
         _ctx: &Ctx,
         current: Autodispatch,
     ) -> Result<Option<Autodispatch>, Diagnostics> {
-        let (_, live) = self.objects("read", &current).await?;
+        let (_, live) = self.objects_of("read", &current).await?;
         let owned = owned_fields(&current, &live)?;
         if owned.is_empty() {
             return Ok(None);
@@ -300,7 +315,7 @@ impl Resource for AutodispatchResource {
     }
 
     async fn delete(&self, _ctx: &Ctx, prior: Autodispatch) -> Result<(), Diagnostics> {
-        let (objects, live) = self.objects("delete", &prior).await?;
+        let (objects, live) = self.objects_of("delete", &prior).await?;
         let names = prior.names();
         // Workloads first, the ConfigMap they mount last; only this instance's.
         let [config_map, dispatcher, reaper, deployment] = names.all();
@@ -333,12 +348,7 @@ impl Resource for AutodispatchResource {
             }
         };
         let names = Names::new(name);
-        let objects = self
-            .cluster
-            .objects(namespace, name)
-            .await
-            .map_err(|e| kube_diag("import", e))?;
-        let live = objects.read().await.map_err(|e| kube_diag("import", e))?;
+        let (_, live) = self.objects("import", namespace, name).await?;
         let mode =
             if live.deployment.is_some() && live.dispatcher.is_none() && live.reaper.is_none() {
                 Mode::Deployment
@@ -347,7 +357,8 @@ impl Resource for AutodispatchResource {
             };
         // The schema's defaults, overwritten with what the objects show;
         // parsing judges every value the cluster gave.
-        let mut value = Autodispatch::block().defaults();
+        let defaults = Autodispatch::block().defaults();
+        let mut value = defaults.clone();
         for (attr, v) in [
             ("namespace", namespace),
             ("name", name),
@@ -367,7 +378,7 @@ impl Resource for AutodispatchResource {
             )
             .into());
         }
-        let mut state = import_state(value)
+        let mut state = import_state(value, &defaults)
             .map_err(|e| {
                 Diagnostic::error(
                     "Cannot import beads_autodispatch",
@@ -403,13 +414,15 @@ impl Resource for AutodispatchResource {
     }
 }
 
-/// The typed state of an import's `value` (the schema's defaults with what
-/// the objects show written over them). A value the cluster holds that is
+/// The typed state of an import's `value` (the schema's `defaults` with
+/// what the objects show written over them). A value the cluster holds that is
 /// not valid for its attribute (e.g. an env var edited by hand) is not
 /// taken: the attribute keeps its default, or null, and the plan shows
 /// both the configured value arriving and the live field's drift.
-fn import_state(mut value: Value) -> Result<Autodispatch, tfplugin::framework::ModelError> {
-    let defaults = Autodispatch::block().defaults();
+fn import_state(
+    mut value: Value,
+    defaults: &Value,
+) -> Result<Autodispatch, tfplugin::framework::ModelError> {
     loop {
         match Autodispatch::from_value(&value) {
             Ok(state) => return Ok(state),
@@ -427,7 +440,7 @@ fn import_state(mut value: Value) -> Result<Autodispatch, tfplugin::framework::M
                     .collect();
                 let fallback = names
                     .iter()
-                    .try_fold(&defaults, |v, n| v.get_attr(n))
+                    .try_fold(defaults, |v, n| v.get_attr(n))
                     .cloned()
                     .unwrap_or(Value::Null);
                 let slot = names.iter().try_fold(&mut value, |v, n| v.get_attr_mut(n));
@@ -450,7 +463,7 @@ fn import_state(mut value: Value) -> Result<Autodispatch, tfplugin::framework::M
 fn plan_computed(plan: &mut PlanContext<'_>) {
     let computed = computed_attributes();
     let mut inputs = plan.planned.clone();
-    for name in &computed {
+    for name in computed {
         if let Some(v) = inputs.get_attr_mut(name) {
             *v = Value::Null;
         }
@@ -469,7 +482,7 @@ fn plan_computed(plan: &mut PlanContext<'_>) {
         // again once every value is known.)
         if let Ok(state) = Autodispatch::from_value(&inputs) {
             let values = state.with_computed().to_value();
-            for name in &computed {
+            for name in computed {
                 if name == "instance_id" {
                     continue;
                 }
@@ -675,7 +688,8 @@ pub(crate) mod tests {
         ] {
             *v.get_attr_mut(attr).expect(attr) = value;
         }
-        let s = import_state(v).expect("imports");
+        let defaults = Autodispatch::block().defaults();
+        let s = import_state(v, &defaults).expect("imports");
         assert_eq!(s.stale_after.as_str(), "30m");
         assert_eq!(s.image, None);
         assert_eq!(
@@ -686,7 +700,7 @@ pub(crate) mod tests {
         assert_eq!(s.dolt.host, None);
         assert_eq!(s.clone().with_computed().metadata_json, None);
         assert_eq!(
-            import_state(Autodispatch::block().defaults())
+            import_state(defaults.clone(), &defaults)
                 .expect_err("no namespace")
                 .path
                 .to_string(),
