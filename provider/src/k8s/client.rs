@@ -355,14 +355,14 @@ pub struct Objects {
 /// `resourceVersion`), never a wrong write.
 #[derive(Default)]
 struct Seen {
-    meta: std::collections::BTreeMap<String, Option<ObjectMeta>>,
+    meta: std::collections::BTreeMap<ObjectId, Option<ObjectMeta>>,
     rolling_update: Option<bool>,
 }
 
 impl Seen {
-    fn record<K: Resource>(&mut self, kind: &str, name: &str, object: Option<&K>) {
+    fn record<K: Resource>(&mut self, kind: Kind, name: &str, object: Option<&K>) {
         self.meta
-            .insert(format!("{kind}/{name}"), object.map(|o| o.meta().clone()));
+            .insert(ObjectId::new(kind, name), object.map(|o| o.meta().clone()));
     }
 }
 
@@ -443,10 +443,10 @@ impl Objects {
         );
         if let Ok(mut seen) = self.seen.lock() {
             let names = &self.names;
-            seen.record("ConfigMap", &names.config_map, config_map.as_ref());
-            seen.record("CronJob", &names.dispatcher, dispatcher.as_ref());
-            seen.record("CronJob", &names.reaper, reaper.as_ref());
-            seen.record("Deployment", &names.deployment, deployment.as_ref());
+            seen.record(Kind::ConfigMap, &names.config_map, config_map.as_ref());
+            seen.record(Kind::CronJob, &names.dispatcher, dispatcher.as_ref());
+            seen.record(Kind::CronJob, &names.reaper, reaper.as_ref());
+            seen.record(Kind::Deployment, &names.deployment, deployment.as_ref());
             seen.rolling_update = Some(has_rolling_update(deployment.as_ref()));
         }
         Ok(Live {
@@ -457,12 +457,7 @@ impl Objects {
         })
     }
 
-    async fn apply_one<K>(
-        &self,
-        kind: &'static str,
-        name: &str,
-        object: &K,
-    ) -> Result<(), KubeError>
+    async fn apply_one<K>(&self, id: &ObjectId, object: &K) -> Result<(), KubeError>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
@@ -474,13 +469,10 @@ impl Objects {
         // force: the resource owns these fields; taking them back from
         // whoever changed them out of band is what "apply restores it" means.
         let params = PatchParams::apply(MANAGER).force();
+        let (kind, name) = (id.kind.as_str(), id.name.as_str());
         // Fields a client-side writer (today's stack) owns become ours first,
         // so this apply removes what it no longer renders.
-        let seen = self
-            .seen
-            .lock()
-            .ok()
-            .and_then(|mut s| s.meta.remove(&format!("{kind}/{name}")));
+        let seen = self.seen.lock().ok().and_then(|mut s| s.meta.remove(id));
         super::adopt::adopt(&self.api::<K>(), name, MANAGER, seen)
             .await
             .map_err(|e| self.error("adopting", kind, name, e))?;
@@ -496,11 +488,11 @@ impl Objects {
     pub async fn apply(&self, object: &Object) -> Result<(), KubeError> {
         let id = object.id();
         match object {
-            Object::ConfigMap(o) => self.apply_one("ConfigMap", &id.name, o.as_ref()).await,
-            Object::CronJob(o) => self.apply_one("CronJob", &id.name, o.as_ref()).await,
+            Object::ConfigMap(o) => self.apply_one(&id, o.as_ref()).await,
+            Object::CronJob(o) => self.apply_one(&id, o.as_ref()).await,
             Object::Deployment(o) => {
                 self.clear_rolling_update(&id.name).await?;
-                self.apply_one("Deployment", &id.name, o.as_ref()).await
+                self.apply_one(&id, o.as_ref()).await
             }
         }
     }
@@ -533,7 +525,7 @@ impl Objects {
         // The patch made a new resourceVersion: adoption reads it afresh
         // rather than retrying on a 409.
         if let Ok(mut s) = self.seen.lock() {
-            s.meta.remove(&format!("Deployment/{name}"));
+            s.meta.remove(&ObjectId::new(Kind::Deployment, name));
         }
         Ok(())
     }
