@@ -480,6 +480,33 @@ async fn import_adopts_existing_objects() {
             !changes,
             "imported objects match the configuration:\n{plan}"
         );
+        // An env var edited by hand to a value its attribute refuses: import
+        // does not take it (stale_after keeps its default, which is also the
+        // configured value), and the plan shows the live field's drift.
+        c.kubectl(&[
+            "set",
+            "env",
+            "cronjob/beads-dispatcher",
+            "BEADS_REAP_STALE_AFTER=thirty minutes",
+        ]);
+        std::fs::remove_file(c.ws.work.join("terraform.tfstate")).unwrap();
+        c.ws.ok(&["import", "-no-color", "beads_autodispatch.this", &id])
+            .unwrap();
+        let (changes, plan) = c.ws.plan(&[]).unwrap();
+        assert!(
+            changes
+                && shows(
+                    &plan,
+                    "cronjob/beads-dispatcher",
+                    &format!("{RUNNER}.env[name=BEADS_REAP_STALE_AFTER].value"),
+                    "thirty minutes",
+                    "30m"
+                )
+                && !plan.contains("stale_after "),
+            "{plan}"
+        );
+        c.ws.apply(&[]).unwrap();
+        assert!(!c.ws.plan(&[]).unwrap().0);
         let err =
             c.ws.run(&[
                 "import",
