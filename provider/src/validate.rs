@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex_lite::Regex;
 
 fn re(pattern: &str) -> Regex {
     // The patterns are literals in this file and covered by the tests below.
