@@ -375,17 +375,57 @@ impl Path {
     pub fn root() -> Path {
         Path(String::new())
     }
+}
 
-    pub(crate) fn attr(&self, name: &str) -> Path {
-        Path(format!("{}.{name}", self.0))
+/// Where a walk over a value is, as borrowed steps: the [`Path`] string is
+/// only made when an error reports it. The decoders and encoders walk every
+/// element of every value Terraform sends, and formatting a path for each
+/// was most of their work.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum At<'a> {
+    Root,
+    Attr(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+    Key(&'a At<'a>, &'a str),
+}
+
+impl<'a> At<'a> {
+    pub(crate) fn attr(&'a self, name: &'a str) -> At<'a> {
+        At::Attr(self, name)
     }
 
-    pub(crate) fn index(&self, i: usize) -> Path {
-        Path(format!("{}[{i}]", self.0))
+    pub(crate) fn index(&'a self, i: usize) -> At<'a> {
+        At::Index(self, i)
     }
 
-    pub(crate) fn key(&self, k: &str) -> Path {
-        Path(format!("{}[{k:?}]", self.0))
+    pub(crate) fn key(&'a self, k: &'a str) -> At<'a> {
+        At::Key(self, k)
+    }
+
+    /// The path this walk is at (`.dolt.port`, `[2]`, `["k"]`).
+    pub(crate) fn path(&self) -> Path {
+        fn write(at: &At<'_>, out: &mut String) {
+            use std::fmt::Write as _;
+            match at {
+                At::Root => {}
+                At::Attr(up, name) => {
+                    write(up, out);
+                    out.push('.');
+                    out.push_str(name);
+                }
+                At::Index(up, i) => {
+                    write(up, out);
+                    let _ = write!(out, "[{i}]");
+                }
+                At::Key(up, k) => {
+                    write(up, out);
+                    let _ = write!(out, "[{k:?}]");
+                }
+            }
+        }
+        let mut out = String::new();
+        write(self, &mut out);
+        Path(out)
     }
 }
 
@@ -432,20 +472,20 @@ pub struct JsonOptions {
 /// has every attribute of the type. Numbers keep their exact decimal text.
 pub fn decode_json(bytes: &[u8], ty: &Type, opts: JsonOptions) -> Result<Value, ValueError> {
     let doc = json::parse(bytes).map_err(|e| ValueError::new(Path::root(), e.to_string()))?;
-    from_json(&doc, ty, opts, &Path::root())
+    from_json(&doc, ty, opts, &At::Root)
 }
 
 fn from_json(
     doc: &json::Json,
     ty: &Type,
     opts: JsonOptions,
-    path: &Path,
+    path: &At<'_>,
 ) -> Result<Value, ValueError> {
     use json::Json;
     if let Json::Null = doc {
         return Ok(Value::Null);
     }
-    let mismatch = |what: &str| ValueError::new(path.clone(), format!("expected {what}"));
+    let mismatch = |what: &str| ValueError::new(path.path(), format!("expected {what}"));
     Ok(match ty {
         Type::Bool => match doc {
             Json::Bool(b) => Value::Bool(*b),
@@ -454,7 +494,7 @@ fn from_json(
         },
         Type::Number => match doc {
             Json::Number(n) | Json::String(n) => Value::Number(
-                Number::parse(n).map_err(|e| ValueError::new(path.clone(), e.to_string()))?,
+                Number::parse(n).map_err(|e| ValueError::new(path.path(), e.to_string()))?,
             ),
             _ => return Err(mismatch("number")),
         },
@@ -511,7 +551,7 @@ fn from_json(
                         None if opts.ignore_unknown_attributes => {}
                         None => {
                             return Err(ValueError::new(
-                                path.clone(),
+                                path.path(),
                                 format!("unsupported attribute {k:?}"),
                             ));
                         }
@@ -528,7 +568,7 @@ fn from_json(
                     return Err(mismatch("a dynamic value {\"value\": ..., \"type\": ...}"));
                 };
                 let t = Type::from_json_doc(tdoc)
-                    .map_err(|e| ValueError::new(path.clone(), e.message))?;
+                    .map_err(|e| ValueError::new(path.path(), e.message))?;
                 let v = from_json(vdoc, &t, opts, path)?;
                 Value::Dynamic(t, Box::new(v))
             }
@@ -541,14 +581,14 @@ fn from_json(
 /// stores in state). Unknown values cannot be written as JSON.
 pub fn encode_json(value: &Value, ty: &Type) -> Result<String, ValueError> {
     let mut out = String::new();
-    to_json(value, ty, &Path::root(), &mut out)?;
+    to_json(value, ty, &At::Root, &mut out)?;
     Ok(out)
 }
 
-fn to_json(value: &Value, ty: &Type, path: &Path, out: &mut String) -> Result<(), ValueError> {
+fn to_json(value: &Value, ty: &Type, path: &At<'_>, out: &mut String) -> Result<(), ValueError> {
     let mismatch = || {
         ValueError::new(
-            path.clone(),
+            path.path(),
             format!("value does not conform to type {}", ty.to_json()),
         )
     };
@@ -556,7 +596,7 @@ fn to_json(value: &Value, ty: &Type, path: &Path, out: &mut String) -> Result<()
         (Value::Null, _) => out.push_str("null"),
         (Value::Unknown, _) => {
             return Err(ValueError::new(
-                path.clone(),
+                path.path(),
                 "unknown values cannot be written as JSON",
             ));
         }
@@ -579,7 +619,7 @@ fn to_json(value: &Value, ty: &Type, path: &Path, out: &mut String) -> Result<()
         (Value::Number(n), Type::Number) => match n {
             Number::Float(f) if !f.is_finite() => {
                 return Err(ValueError::new(
-                    path.clone(),
+                    path.path(),
                     "infinite numbers cannot be written as JSON",
                 ));
             }
@@ -621,7 +661,7 @@ fn to_json(value: &Value, ty: &Type, path: &Path, out: &mut String) -> Result<()
         (Value::Object(m), Type::Object(attrs)) => {
             if let Some(extra) = m.keys().find(|k| !attrs.contains_key(*k)) {
                 return Err(ValueError::new(
-                    path.clone(),
+                    path.path(),
                     format!("unsupported attribute {extra:?}"),
                 ));
             }

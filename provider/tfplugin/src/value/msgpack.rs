@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use rmpv::Value as Mp;
 
-use super::{Number, Path, Type, Value, ValueError};
+use super::{At, Number, Path, Type, Value, ValueError};
 
 /// Decodes msgpack `bytes` as a value of type `ty`. Empty input means null
 /// (Terraform's rule for an empty `DynamicValue`).
@@ -28,12 +28,12 @@ pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, ValueError> {
             "trailing bytes after msgpack value",
         ));
     }
-    from_mp(&mp, ty, &Path::root())
+    from_mp(&mp, ty, &At::Root)
 }
 
 /// Encodes `value` as msgpack shaped by `ty`, writing every object attribute.
 pub fn encode_msgpack(value: &Value, ty: &Type) -> Result<Vec<u8>, ValueError> {
-    let mp = to_mp(value, ty, &Path::root())?;
+    let mp = to_mp(value, ty, &At::Root)?;
     let mut out = Vec::new();
     rmpv::encode::write_value(&mut out, &mp)
         .map_err(|e| ValueError::new(Path::root(), format!("msgpack write failed: {e}")))?;
@@ -47,13 +47,13 @@ fn mp_str(v: &Mp) -> Option<&str> {
     }
 }
 
-fn from_mp(mp: &Mp, ty: &Type, path: &Path) -> Result<Value, ValueError> {
+fn from_mp(mp: &Mp, ty: &Type, path: &At<'_>) -> Result<Value, ValueError> {
     match mp {
         Mp::Nil => return Ok(Value::Null),
         Mp::Ext(_, _) => return Ok(Value::Unknown),
         _ => {}
     }
-    let mismatch = |what: &str| ValueError::new(path.clone(), format!("expected {what}, got {mp}"));
+    let mismatch = |what: &str| ValueError::new(path.path(), format!("expected {what}, got {mp}"));
     Ok(match ty {
         Type::Bool => match mp {
             Mp::Boolean(b) => Value::Bool(*b),
@@ -69,7 +69,7 @@ fn from_mp(mp: &Mp, ty: &Type, path: &Path) -> Result<Value, ValueError> {
             Mp::F64(f) => Number::from(*f),
             Mp::String(s) => {
                 let s = s.as_str().ok_or_else(|| mismatch("UTF-8 number text"))?;
-                Number::parse(s).map_err(|e| ValueError::new(path.clone(), e.to_string()))?
+                Number::parse(s).map_err(|e| ValueError::new(path.path(), e.to_string()))?
             }
             _ => return Err(mismatch("number")),
         }),
@@ -124,13 +124,13 @@ fn from_mp(mp: &Mp, ty: &Type, path: &Path) -> Result<Value, ValueError> {
                 for (k, v) in entries {
                     let k = mp_str(k).ok_or_else(|| mismatch("string attribute names"))?;
                     let t = attrs.get(k).ok_or_else(|| {
-                        ValueError::new(path.clone(), format!("unsupported attribute {k:?}"))
+                        ValueError::new(path.path(), format!("unsupported attribute {k:?}"))
                     })?;
                     out.insert(k.to_string(), from_mp(v, t, &path.attr(k))?);
                 }
                 if out.len() != attrs.len() {
                     return Err(ValueError::new(
-                        path.clone(),
+                        path.path(),
                         format!(
                             "an object with {} attributes is required ({} given)",
                             attrs.len(),
@@ -149,8 +149,8 @@ fn from_mp(mp: &Mp, ty: &Type, path: &Path) -> Result<Value, ValueError> {
                     Mp::String(s) => s.as_bytes(),
                     _ => return Err(mismatch("dynamic value [type, value]")),
                 };
-                let t = Type::from_json(tbytes)
-                    .map_err(|e| ValueError::new(path.clone(), e.message))?;
+                let t =
+                    Type::from_json(tbytes).map_err(|e| ValueError::new(path.path(), e.message))?;
                 let v = from_mp(&pair[1], &t, path)?;
                 Value::Dynamic(t, Box::new(v))
             }
@@ -159,10 +159,10 @@ fn from_mp(mp: &Mp, ty: &Type, path: &Path) -> Result<Value, ValueError> {
     })
 }
 
-fn to_mp(value: &Value, ty: &Type, path: &Path) -> Result<Mp, ValueError> {
+fn to_mp(value: &Value, ty: &Type, path: &At<'_>) -> Result<Mp, ValueError> {
     let mismatch = || {
         ValueError::new(
-            path.clone(),
+            path.path(),
             format!("value does not conform to type {}", ty.to_json()),
         )
     };
@@ -214,7 +214,7 @@ fn to_mp(value: &Value, ty: &Type, path: &Path) -> Result<Mp, ValueError> {
         (Value::Object(m), Type::Object(attrs)) => {
             if let Some(extra) = m.keys().find(|k| !attrs.contains_key(*k)) {
                 return Err(ValueError::new(
-                    path.clone(),
+                    path.path(),
                     format!("unsupported attribute {extra:?}"),
                 ));
             }

@@ -160,6 +160,33 @@ fn type_mismatches_are_errors_with_paths() {
     let v = Value::object([("port", Value::string("x"))]);
     let err = encode_msgpack(&v, &t).expect_err("mismatch");
     assert_eq!(err.path.to_string(), ".port");
+    // Nested steps, in each walker: attribute, list index, map key.
+    let nested = Type::object([("objects", Type::list(Type::map(Type::Number)))]);
+    let v = Value::object([(
+        "objects",
+        Value::List(vec![
+            Value::Map([("a".to_string(), Value::int(1))].into()),
+            Value::Map([("b c".to_string(), Value::string("x"))].into()),
+        ]),
+    )]);
+    let err = encode_msgpack(&v, &nested).expect_err("mismatch");
+    assert_eq!(err.path.to_string(), r#".objects[1]["b c"]"#);
+    let err = encode_json(&v, &nested).expect_err("mismatch");
+    assert_eq!(err.path.to_string(), r#".objects[1]["b c"]"#);
+    let as_strings = Type::object([("objects", Type::list(Type::map(Type::String)))]);
+    let strings = Value::object([(
+        "objects",
+        Value::List(vec![
+            Value::Map([("a".to_string(), Value::string("1"))].into()),
+            Value::Map([("b c".to_string(), Value::string("x"))].into()),
+        ]),
+    )]);
+    let bytes = encode_msgpack(&strings, &as_strings).expect("strings encode");
+    let err = decode_msgpack(&bytes, &nested).expect_err("mismatch");
+    assert_eq!(err.path.to_string(), r#".objects[1]["b c"]"#);
+    let json = br#"{"objects":[{"a":1},{"b c":"x"}]}"#;
+    let err = decode_json(json, &nested, JsonOptions::default()).expect_err("mismatch");
+    assert_eq!(err.path.to_string(), r#".objects[1]["b c"]"#);
     assert!(decode_msgpack(&[0xc3], &Type::String).is_err());
     assert!(
         decode_msgpack(&[0x93, 1, 2], &Type::list(Type::Number)).is_err(),
