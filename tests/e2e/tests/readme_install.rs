@@ -55,6 +55,20 @@ fn the_install_steps_work_as_written() {
         cargo_toml.contains(&format!("\n[profile.{profile}]\n")),
         "Cargo.toml defines no profile {profile:?}"
     );
+    // "That profile builds the crypto library for speed; the release
+    // profile builds it for size": aws-lc-sys defines OPENSSL_SMALL exactly
+    // at opt-level "s" or "z" (its build script's `is_small()`).
+    let small = |table: &str| {
+        let opt = toml_table(&cargo_toml, table)
+            .lines()
+            .find_map(|l| l.strip_prefix("opt-level = "))
+            .unwrap_or_else(|| panic!("{table} sets an opt-level"))
+            .trim_matches('"')
+            .to_string();
+        opt == "s" || opt == "z"
+    };
+    assert!(small("[profile.release]"));
+    assert!(!small(&format!("[profile.{profile}.package.aws-lc-sys]")));
     let output = format!("target/{profile}/terraform-provider-beads");
     assert!(sh.contains(&output), "the copy reads {output}: {sh}");
     let overrides = &blocks
@@ -107,6 +121,15 @@ fn the_install_steps_work_as_written() {
         );
         run(&["validate", "-no-color"]);
     }
+}
+
+/// The body of the TOML table headed `header` (up to the next header).
+fn toml_table<'a>(toml: &'a str, header: &str) -> &'a str {
+    let body = toml
+        .split(&format!("\n{header}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("Cargo.toml has no {header}"));
+    body.split("\n[").next().unwrap()
 }
 
 /// Terraform with nothing but `HOME`: no CLI configuration file, so the
