@@ -355,10 +355,12 @@ mod tests {
     }
 }
 
-/// `adopt` against the stand-in API server, in process.
+/// `adopt` against the test run's real kube-apiserver
+/// (`scripts/kube-throwaway`), through a fault proxy for the one answer it
+/// cannot be made to give on demand (a 409 on the next patch).
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod against_the_stand_in {
+mod against_kube_apiserver {
     use super::*;
     use k8s_openapi::api::batch::v1::CronJob;
     use k8s_openapi::api::core::v1::Namespace;
@@ -368,27 +370,39 @@ mod against_the_stand_in {
 
     const NEW: &str = "terraform-provider-beads";
 
-    async fn start() -> (beads_sandbox_apiserver::Handle, kube::Client) {
-        let handle = beads_sandbox_apiserver::spawn(beads_sandbox_apiserver::Config::default())
-            .await
-            .unwrap();
-        let kc = Kubeconfig::from_yaml(&handle.kubeconfig()).unwrap();
+    /// The proxy, a client through it, and CronJobs in a fresh namespace.
+    async fn start() -> (beads_fault_proxy::Handle, Api<CronJob>) {
+        let dir = std::env::var_os("BEADS_TEST_KUBE_DIR").expect(
+            "BEADS_TEST_KUBE_DIR is not set: this test needs the real kube-apiserver \
+             (run scripts/test, or eval \"$(scripts/kube-throwaway start)\")",
+        );
+        let upstream = beads_fault_proxy::Upstream::from_kube_dir(dir.as_ref()).unwrap();
+        let proxy = beads_fault_proxy::spawn(upstream).await.unwrap();
+        let kc =
+            Kubeconfig::from_yaml(&beads_fault_proxy::kubeconfig::render(&proxy.url())).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
             .await
             .unwrap();
-        (handle, kube::Client::try_from(config).unwrap())
+        let client = kube::Client::try_from(config).unwrap();
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "adopt-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+        (proxy, Api::namespaced(client, &name))
     }
 
     /// The metadata `Objects::read` hands over saves the GET; metadata gone
     /// stale (the object changed since) costs one 409 and a fresh read.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn uses_the_metadata_it_is_given_and_rereads_when_it_is_stale() {
-        let (_server, client) = start().await;
-        let ns: Api<Namespace> = Api::all(client.clone());
-        let namespace =
-            serde_json::from_value(json!({"metadata": {"name": "beads-server"}})).unwrap();
-        ns.create(&PostParams::default(), &namespace).await.unwrap();
-        let api: Api<CronJob> = Api::namespaced(client, "beads-server");
+        let (_proxy, api) = start().await;
         let old = PostParams {
             field_manager: Some("HashiCorp".into()),
             ..PostParams::default()
@@ -468,12 +482,7 @@ mod against_the_stand_in {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn moves_the_old_managers_fields_once_retrying_a_conflict() {
-        let (server, client) = start().await;
-        let ns: Api<Namespace> = Api::all(client.clone());
-        let namespace =
-            serde_json::from_value(json!({"metadata": {"name": "beads-server"}})).unwrap();
-        ns.create(&PostParams::default(), &namespace).await.unwrap();
-        let api: Api<CronJob> = Api::namespaced(client, "beads-server");
+        let (proxy, api) = start().await;
         assert!(
             !adopt(&api, "beads-dispatcher", NEW, None).await.unwrap(),
             "nothing to adopt"
@@ -488,7 +497,7 @@ mod against_the_stand_in {
 
         // The first patch answers 409, as when the object changed since it
         // was read: adopt reads again and succeeds.
-        server.inject_fault(
+        proxy.inject_fault(
             serde_json::from_value(
                 json!({"verb": "patch", "resource": "cronjobs", "status": 409, "times": 1}),
             )

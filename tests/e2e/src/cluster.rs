@@ -1,67 +1,94 @@
-//! The cluster the tests apply to: the stand-in API server, started
-//! in-process, or a real cluster when `BEADS_E2E_KUBECONFIG` names a kubeconfig.
+//! The cluster the tests apply to: the real kube-apiserver (with etcd) that
+//! `scripts/kube-throwaway start` runs for the whole test run, shared by
+//! every test, each in namespaces of its own. Where a test needs what the
+//! real server cannot be made to do on demand (5xx, late answers, dying),
+//! it talks to the same server through a fault proxy.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, bail};
 
-/// Names a kubeconfig of a real cluster to run the suite against.
-pub const REAL_CLUSTER_VAR: &str = "BEADS_E2E_KUBECONFIG";
+/// Names the folder `scripts/kube-throwaway start` made (set by
+/// `scripts/test` and the quickstart).
+pub const KUBE_DIR_VAR: &str = "BEADS_TEST_KUBE_DIR";
 
 /// A cluster and a kubeconfig for it.
 pub struct Cluster {
     pub kubeconfig: PathBuf,
-    /// Kept alive for the stand-in; `None` on a real cluster.
-    pub sandbox: Option<beads_sandbox_apiserver::Handle>,
+    /// The fault proxy the kubeconfig points at, when the test asked for one.
+    pub faults: Option<beads_fault_proxy::Handle>,
+    /// The real server's own kubeconfig (kubectl and namespace set-up go
+    /// there directly, never through the faults).
+    admin_kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
+/// The throwaway server's folder, or an error saying how to start one.
+pub fn kube_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::var_os(KUBE_DIR_VAR)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .with_context(|| {
+            format!(
+                "{KUBE_DIR_VAR} is not set: these tests need the real kube-apiserver. \
+                 Run them with scripts/test, or start one with \
+                 `eval \"$(scripts/kube-throwaway start)\"` (built by scripts/setup)"
+            )
+        })?;
+    if !dir.join("kubeconfig").is_file() {
+        bail!(
+            "{KUBE_DIR_VAR}={} holds no kubeconfig: is its kube-apiserver still running \
+             (scripts/kube-throwaway start)?",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
 impl Cluster {
-    /// The stand-in API server on a free loopback port, served by the
-    /// caller's runtime: use a multi-threaded runtime, since Terraform and
-    /// kubectl are run with blocking calls while it serves them.
-    pub async fn sandbox() -> anyhow::Result<Self> {
-        Self::sandbox_with(beads_sandbox_apiserver::Options::default()).await
+    /// The real kube-apiserver of this test run.
+    pub fn real() -> anyhow::Result<Self> {
+        let kubeconfig = kube_dir()?.join("kubeconfig");
+        Ok(Cluster {
+            admin_kubeconfig: kubeconfig.clone(),
+            kubeconfig,
+            faults: None,
+            _dir: tempfile::tempdir()?,
+        })
     }
 
-    /// The stand-in with options (e.g. Kyverno-like mutations).
-    pub async fn sandbox_with(options: beads_sandbox_apiserver::Options) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let handle = beads_sandbox_apiserver::spawn(beads_sandbox_apiserver::Config {
-            listen: "127.0.0.1:0".parse()?,
-            options,
-            faults: Vec::new(),
-        })
-        .await
-        .context("starting the stand-in API server")?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        handle.write_kubeconfig(&kubeconfig)?;
+    /// The real kube-apiserver behind a fault proxy of this test's own,
+    /// served by the caller's runtime: use a multi-threaded runtime, since
+    /// Terraform and kubectl are run with blocking calls while it serves.
+    pub async fn with_faults() -> anyhow::Result<Self> {
+        let dir = kube_dir()?;
+        let upstream = beads_fault_proxy::Upstream::from_kube_dir(&dir)?;
+        let proxy = beads_fault_proxy::spawn(upstream)
+            .await
+            .context("starting the fault proxy")?;
+        let tmp = tempfile::tempdir()?;
+        let kubeconfig = tmp.path().join("kubeconfig");
+        proxy.write_kubeconfig(&kubeconfig)?;
         Ok(Cluster {
             kubeconfig,
-            sandbox: Some(handle),
-            _dir: dir,
+            faults: Some(proxy),
+            admin_kubeconfig: dir.join("kubeconfig"),
+            _dir: tmp,
         })
     }
 
-    /// The real cluster named by [`REAL_CLUSTER_VAR`], if any.
-    pub fn real() -> Option<anyhow::Result<Self>> {
-        let path = std::env::var(REAL_CLUSTER_VAR)
-            .ok()
-            .filter(|p| !p.is_empty())?;
-        Some((|| {
-            let dir = tempfile::tempdir()?;
-            Ok(Cluster {
-                kubeconfig: PathBuf::from(path),
-                sandbox: None,
-                _dir: dir,
-            })
-        })())
+    /// The fault proxy; panics in a test that did not ask for one.
+    pub fn proxy(&self) -> &beads_fault_proxy::Handle {
+        self.faults
+            .as_ref()
+            .expect("this test's cluster has no fault proxy: use Cluster::with_faults")
     }
 
-    /// Runs `kubectl` against this cluster.
+    /// Runs `kubectl` against the real server (never through the faults).
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<Output> {
-        kubectl(&self.kubeconfig, args)
+        kubectl(&self.admin_kubeconfig, args)
     }
 
     /// Runs `kubectl` and fails with its stderr unless it succeeds.
@@ -95,9 +122,19 @@ impl Cluster {
         Ok(Some(serde_json::from_slice(&out.stdout)?))
     }
 
-    /// Creates a namespace (a unique one per test on a real cluster).
-    pub fn create_namespace(&self, name: &str) -> anyhow::Result<()> {
-        self.kubectl_ok(&["create", "namespace", name]).map(|_| ())
+    /// Creates a fresh namespace named `<prefix>-<process>-<n>` and returns
+    /// its name. Tests share the server, so each works in namespaces of its
+    /// own; they are left behind, since without kube-controller-manager a
+    /// deleted namespace is never finalized.
+    pub fn namespace(&self, prefix: &str) -> anyhow::Result<String> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        self.kubectl_ok(&["create", "namespace", &name])?;
+        Ok(name)
     }
 }
 

@@ -12,18 +12,19 @@ use crate::cluster::Cluster;
 use crate::terraform::{self, Workspace};
 
 /// The applied resource: its Terraform workspace (kept alive so its temp
-/// dir stays) and the ConfigMaps the rendered pods mount, by name.
+/// dir stays), its namespace and the ConfigMaps the rendered pods mount,
+/// by name.
 pub struct Deployed {
     pub workspace: Workspace,
+    pub ns: String,
     pub config_maps: BTreeMap<String, Value>,
 }
 
-/// Applies a `beads_autodispatch` in namespace `beads-server` (created
-/// here) with `max_in_flight = 2`, project id `p-123`, the database `db`
+/// Applies a `beads_autodispatch` in a fresh namespace (created here) with `max_in_flight = 2`, project id `p-123`, the database `db`
 /// and the BeadBoard at `board_url`, with the first Terraform of
 /// [`terraform::binaries`].
 pub fn apply(cluster: &Cluster, db: &BeadsDb, board_url: &str) -> anyhow::Result<Deployed> {
-    cluster.create_namespace("beads-server")?;
+    let ns = cluster.namespace("beads-deployed")?;
     let tf = terraform::binaries().remove(0);
     let workspace = Workspace::new(&tf, &crate::bin_dir())?;
     workspace.write(
@@ -31,7 +32,7 @@ pub fn apply(cluster: &Cluster, db: &BeadsDb, board_url: &str) -> anyhow::Result
         &format!(
             r#"{header}
 resource "beads_autodispatch" "this" {{
-  namespace     = "beads-server"
+  namespace     = "{ns}"
   image         = "ghcr.io/example/beads-runner"
   beadboard_url = "{board_url}"
   max_in_flight = 2
@@ -54,12 +55,11 @@ resource "beads_autodispatch" "this" {{
     )?;
     workspace.apply(&[])?;
     let cm = cluster
-        .get_json("beads-server", "configmap", "beads-metadata")?
-        .ok_or_else(|| {
-            anyhow::anyhow!("ConfigMap beads-server/beads-metadata missing after apply")
-        })?;
+        .get_json(&ns, "configmap", "beads-metadata")?
+        .ok_or_else(|| anyhow::anyhow!("ConfigMap {ns}/beads-metadata missing after apply"))?;
     Ok(Deployed {
         workspace,
+        ns,
         config_maps: BTreeMap::from([("beads-metadata".to_string(), cm)]),
     })
 }

@@ -1,7 +1,8 @@
-//! End-to-end drivers: the real Terraform CLIs, a cluster (the stand-in API
-//! server in-process, or a real one from `BEADS_E2E_KUBECONFIG`), the real
-//! `kubectl`, and ways to run a rendered pod spec: as a local process, or
-//! inside the runner image with `runc`.
+//! End-to-end drivers: the real Terraform CLIs, the real kube-apiserver (a
+//! fault proxy in front of it where a test needs failures, a real admission
+//! webhook where it needs mutations), the real `kubectl`, and ways to run a
+//! rendered pod spec: as a local process, or inside the runner image with
+//! `runc`.
 
 pub mod cluster;
 pub mod deployed;
@@ -10,6 +11,7 @@ pub mod image;
 pub mod local_pod;
 pub mod runc;
 pub mod terraform;
+pub mod webhook;
 
 /// The repository root.
 pub fn repo_root() -> std::path::PathBuf {

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
 //! `beads_autodispatch` end to end: the real Terraform CLIs (1.11.4 and 1.0),
-//! the provider, the stand-in API server (or a real cluster from
-//! `BEADS_E2E_KUBECONFIG`) and the real `kubectl` as the out-of-band editor.
+//! the provider, the real kube-apiserver and the real `kubectl` as the
+//! out-of-band editor.
 
 use std::path::Path;
 
@@ -16,20 +16,13 @@ struct Case {
     ns: String,
 }
 
-static NS_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
 impl Case {
     async fn new(terraform: &Path) -> Case {
-        Self::with_cluster(terraform, Cluster::sandbox().await.unwrap())
+        Self::with_cluster(terraform, Cluster::real().unwrap())
     }
 
     fn with_cluster(terraform: &Path, cluster: Cluster) -> Case {
-        let ns = format!(
-            "beads-e2e-{}-{}",
-            std::process::id(),
-            NS_COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        );
-        cluster.create_namespace(&ns).unwrap();
+        let ns = cluster.namespace("beads-e2e").unwrap();
         let ws = Workspace::for_cluster(terraform, &cluster, &ns).unwrap();
         Case { cluster, ws, ns }
     }
@@ -443,18 +436,18 @@ async fn deployment_replicas_and_strategy_drift_show_and_are_repaired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_mutations_cause_no_diff() {
     each_terraform(|tf| async move {
-        let options = beads_sandbox_apiserver::Options {
-            mutate_like_kyverno: true,
-            ..beads_sandbox_apiserver::Options::default()
-        };
-        let c = Case::with_cluster(&tf, Cluster::sandbox_with(options).await.unwrap());
+        let c = Case::new(&tf).await;
+        let _webhook = beads_e2e::webhook::KyvernoLike::register(&c.cluster, &c.ns)
+            .await
+            .unwrap();
         c.config(&resource(""));
         c.ws.apply(&[]).unwrap();
         let cj = c.get("cronjob", "beads-dispatcher").unwrap();
         let pod = beads_e2e::local_pod::cron_job_pod(&cj);
         assert!(
-            pod["dnsConfig"].is_object(),
-            "the stand-in mutated the pod: {pod}"
+            pod["dnsConfig"].is_object()
+                && cj["metadata"]["labels"][beads_e2e::webhook::LABEL] == "true",
+            "the webhook mutated the CronJob: {cj}"
         );
         let (changes, plan) = c.ws.plan(&[]).unwrap();
         assert!(!changes, "{plan}");
@@ -630,34 +623,6 @@ async fn examples_and_the_stack_apply() {
             c.ws.apply(&[]).unwrap();
             let cj = c.get("cronjob", "beads-dispatcher").unwrap();
             assert_eq!(container(&cj)["image"], pinned.as_str());
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_cluster_when_given() {
-    match Cluster::real() {
-        None => eprintln!(
-            "{} not set: real-cluster runs skipped",
-            beads_e2e::cluster::REAL_CLUSTER_VAR
-        ),
-        Some(cluster) => {
-            let tf = terraform::binaries().remove(0);
-            let c = Case::with_cluster(&tf, cluster.unwrap());
-            c.config(&resource(""));
-            c.ws.apply(&[]).unwrap();
-            assert!(!c.ws.plan(&[]).unwrap().0);
-            c.kubectl(&[
-                "set",
-                "image",
-                "cronjob/beads-reaper",
-                "runner=ghcr.io/example/beads-runner:0.0.9",
-            ]);
-            assert!(c.ws.plan(&[]).unwrap().0);
-            c.ws.ok(&["destroy", "-auto-approve", "-no-color"]).unwrap();
-            c.cluster
-                .kubectl_ok(&["delete", "namespace", &c.ns])
-                .unwrap();
         }
     }
 }

@@ -19,7 +19,7 @@ use beads_e2e::fields::{self, Objects, Step, leaf, locate};
 use beads_e2e::terraform::{self, Workspace};
 use serde_json::{Value, json};
 
-/// One Terraform version against the stand-in, in one namespace.
+/// One Terraform version against the real API server, in one namespace.
 struct Case {
     cluster: Cluster,
     ws: Workspace,
@@ -28,9 +28,8 @@ struct Case {
 
 impl Case {
     async fn new(terraform: &Path, mode: &str) -> Case {
-        let cluster = Cluster::sandbox().await.unwrap();
-        let ns = format!("beads-drift-{}", std::process::id());
-        cluster.create_namespace(&ns).unwrap();
+        let cluster = Cluster::real().unwrap();
+        let ns = cluster.namespace("beads-drift").unwrap();
         let ws = Workspace::for_cluster(terraform, &cluster, &ns).unwrap();
         ws.write("main.tf", &config(mode)).unwrap();
         Case { cluster, ws, ns }

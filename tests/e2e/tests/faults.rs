@@ -7,14 +7,21 @@ use std::time::Duration;
 
 use beads_e2e::cluster::Cluster;
 use beads_e2e::terraform::{self, Workspace};
-use beads_sandbox_apiserver::Fault;
+use beads_fault_proxy::Fault;
 
-fn main_tf(kubeconfig: &str, tag: &str) -> String {
-    let header = terraform::header(&format!("  config_path = \"{kubeconfig}\""));
+/// Where a test applies: the fault proxy's kubeconfig and a namespace of
+/// the test's own on the real server behind it.
+struct At {
+    kubeconfig: String,
+    ns: String,
+}
+
+fn main_tf(at: &At, tag: &str) -> String {
+    let header = terraform::header(&format!("  config_path = \"{}\"", at.kubeconfig));
     format!(
         r#"{header}
 resource "beads_autodispatch" "this" {{
-  namespace     = "beads-server"
+  namespace     = "{ns}"
   image         = "ghcr.io/example/beads-runner"
   image_tag     = "{tag}"
   beadboard_url = "http://beadboard.beads-server.svc.cluster.local"
@@ -23,7 +30,8 @@ resource "beads_autodispatch" "this" {{
     database = "code"
   }}
 }}
-"#
+"#,
+        ns = at.ns
     )
 }
 
@@ -35,19 +43,20 @@ fn fail_once(verb: &str, resource: &str, name: &str, delay_ms: Option<u64>) -> F
     .unwrap()
 }
 
-async fn setup() -> (Cluster, Workspace) {
-    let cluster = Cluster::sandbox().await.unwrap();
-    cluster.create_namespace("beads-server").unwrap();
-    let tf = terraform::binaries().remove(0);
-    let ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
-    (cluster, ws)
+async fn setup() -> (Cluster, Workspace, At) {
+    setup_with(&terraform::binaries().remove(0)).await
 }
 
-fn image(cluster: &Cluster, job: &str) -> String {
-    let cj = cluster
-        .get_json("beads-server", "cronjob", job)
-        .unwrap()
-        .unwrap();
+async fn setup_with(tf: &std::path::Path) -> (Cluster, Workspace, At) {
+    let cluster = Cluster::with_faults().await.unwrap();
+    let ns = cluster.namespace("beads-faults").unwrap();
+    let ws = Workspace::new(tf, &beads_e2e::bin_dir()).unwrap();
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    (cluster, ws, At { kubeconfig, ns })
+}
+
+fn image(cluster: &Cluster, at: &At, job: &str) -> String {
+    let cj = cluster.get_json(&at.ns, "cronjob", job).unwrap().unwrap();
     beads_e2e::local_pod::cron_job_container(&cj)["image"]
         .as_str()
         .unwrap()
@@ -56,23 +65,23 @@ fn image(cluster: &Cluster, job: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_failing_at_the_second_object_records_what_exists_and_converges() {
-    let (cluster, ws) = setup().await;
-    let kc = cluster.kubeconfig.display().to_string();
-    ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
-    let sandbox = cluster.sandbox.as_ref().unwrap();
-    sandbox.inject_fault(fail_once("apply", "cronjobs", "beads-dispatcher", None));
+    let (cluster, ws, at) = setup().await;
+    ws.write("main.tf", &main_tf(&at, "0.1.0")).unwrap();
+    let proxy = cluster.proxy();
+    proxy.inject_fault(fail_once("apply", "cronjobs", "beads-dispatcher", None));
 
     let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
     let text = terraform::text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains("CronJob beads-server/beads-dispatcher") && text.contains("injected failure"),
+        text.contains(&format!("CronJob {}/beads-dispatcher", at.ns))
+            && text.contains("injected failure"),
         "{text}"
     );
     // The ConfigMap exists, so the state holds the resource (tainted).
     assert!(
         cluster
-            .get_json("beads-server", "configmap", "beads-metadata")
+            .get_json(&at.ns, "configmap", "beads-metadata")
             .unwrap()
             .is_some()
     );
@@ -85,34 +94,30 @@ async fn create_failing_at_the_second_object_records_what_exists_and_converges()
     let (changes, plan) = ws.plan(&[]).unwrap();
     assert!(!changes, "converged:\n{plan}");
     assert_eq!(
-        image(&cluster, "beads-reaper"),
+        image(&cluster, &at, "beads-reaper"),
         "ghcr.io/example/beads-runner:0.1.0"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_failing_at_the_second_cron_job_shows_the_rest_next_plan() {
-    let (cluster, ws) = setup().await;
-    let kc = cluster.kubeconfig.display().to_string();
-    ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
+    let (cluster, ws, at) = setup().await;
+    ws.write("main.tf", &main_tf(&at, "0.1.0")).unwrap();
     ws.apply(&[]).unwrap();
 
-    ws.write("main.tf", &main_tf(&kc, "0.2.0")).unwrap();
-    cluster.sandbox.as_ref().unwrap().inject_fault(fail_once(
-        "apply",
-        "cronjobs",
-        "beads-reaper",
-        None,
-    ));
+    ws.write("main.tf", &main_tf(&at, "0.2.0")).unwrap();
+    cluster
+        .proxy()
+        .inject_fault(fail_once("apply", "cronjobs", "beads-reaper", None));
     let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
     assert!(!out.status.success());
-    assert!(terraform::text(&out).contains("CronJob beads-server/beads-reaper"));
+    assert!(terraform::text(&out).contains(&format!("CronJob {}/beads-reaper", at.ns)));
     assert_eq!(
-        image(&cluster, "beads-dispatcher"),
+        image(&cluster, &at, "beads-dispatcher"),
         "ghcr.io/example/beads-runner:0.2.0"
     );
     assert_eq!(
-        image(&cluster, "beads-reaper"),
+        image(&cluster, &at, "beads-reaper"),
         "ghcr.io/example/beads-runner:0.1.0"
     );
 
@@ -139,7 +144,7 @@ async fn update_failing_at_the_second_cron_job_shows_the_rest_next_plan() {
     );
     ws.apply(&[]).unwrap();
     assert_eq!(
-        image(&cluster, "beads-reaper"),
+        image(&cluster, &at, "beads-reaper"),
         "ghcr.io/example/beads-runner:0.2.0"
     );
     assert!(!ws.plan(&[]).unwrap().0);
@@ -147,13 +152,12 @@ async fn update_failing_at_the_second_cron_job_shows_the_rest_next_plan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_apply_is_fixed_by_the_next_apply() {
-    let (cluster, ws) = setup().await;
-    let kc = cluster.kubeconfig.display().to_string();
-    ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
+    let (cluster, ws, at) = setup().await;
+    ws.write("main.tf", &main_tf(&at, "0.1.0")).unwrap();
     // The reaper's write hangs for a while: Terraform is interrupted meanwhile.
     let mut slow: Fault = fail_once("apply", "cronjobs", "beads-reaper", Some(20_000));
     slow.status = 500;
-    cluster.sandbox.as_ref().unwrap().inject_fault(slow);
+    cluster.proxy().inject_fault(slow);
 
     let child = ws
         .command(&["apply", "-auto-approve", "-no-color"])
@@ -164,7 +168,7 @@ async fn interrupted_apply_is_fixed_by_the_next_apply() {
     // Wait until the dispatcher exists (the reaper's write is hanging), then SIGINT.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while cluster
-        .get_json("beads-server", "cronjob", "beads-dispatcher")
+        .get_json(&at.ns, "cronjob", "beads-dispatcher")
         .unwrap()
         .is_none()
     {
@@ -193,27 +197,26 @@ async fn interrupted_apply_is_fixed_by_the_next_apply() {
     assert!(from_provider <= 1, "{text}");
     // The read-back after the stop is not cancelled with it: the state
     // records the ConfigMap and the dispatcher written before the signal.
-    assert_eq!(recorded(&ws), existing(&cluster), "{text}");
+    assert_eq!(recorded(&ws), existing(&cluster, &at), "{text}");
     assert!(recorded(&ws).contains(&"cronjob/beads-dispatcher".to_string()));
 
-    cluster.sandbox.as_ref().unwrap().clear_faults();
+    cluster.proxy().clear_faults();
     ws.apply(&[]).unwrap();
     let (changes, plan) = ws.plan(&[]).unwrap();
     assert!(!changes, "{plan}");
     assert_eq!(
-        image(&cluster, "beads-reaper"),
+        image(&cluster, &at, "beads-reaper"),
         "ghcr.io/example/beads-runner:0.1.0"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_errors_name_the_object_and_the_cause() {
-    let (cluster, ws) = setup().await;
-    let kc = cluster.kubeconfig.display().to_string();
+    let (cluster, ws, at) = setup().await;
     // 404: the namespace does not exist.
     ws.write(
         "main.tf",
-        &main_tf(&kc, "0.1.0").replace("\"beads-server\"", "\"no-such-ns\""),
+        &main_tf(&at, "0.1.0").replace(&format!("\"{}\"", at.ns), "\"no-such-ns\""),
     )
     .unwrap();
     let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
@@ -227,17 +230,17 @@ async fn api_errors_name_the_object_and_the_cause() {
         "{text}"
     );
 
-    ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
-    let sandbox = cluster.sandbox.as_ref().unwrap();
+    ws.write("main.tf", &main_tf(&at, "0.1.0")).unwrap();
+    let proxy = cluster.proxy();
     for (status, expect) in [(403, "403"), (409, "409"), (422, "422")] {
         let mut fault = fail_once("apply", "configmaps", "beads-metadata", None);
         fault.status = status;
-        sandbox.inject_fault(fault);
+        proxy.inject_fault(fault);
         let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
         let text = one_line(&terraform::text(&out));
         assert!(!out.status.success(), "{status}: {text}");
         assert!(
-            text.contains("ConfigMap beads-server/beads-metadata") && text.contains(expect),
+            text.contains(&format!("ConfigMap {}/beads-metadata", at.ns)) && text.contains(expect),
             "{status}: {text}"
         );
     }
@@ -271,14 +274,9 @@ fn recorded(ws: &Workspace) -> Vec<String> {
 }
 
 /// The objects the cluster holds, named as the state names them.
-fn existing(cluster: &Cluster) -> Vec<String> {
+fn existing(cluster: &Cluster, at: &At) -> Vec<String> {
     ALL.iter()
-        .filter(|(kind, name)| {
-            cluster
-                .get_json("beads-server", kind, name)
-                .unwrap()
-                .is_some()
-        })
+        .filter(|(kind, name)| cluster.get_json(&at.ns, kind, name).unwrap().is_some())
         .map(|(kind, name)| format!("{kind}/{name}"))
         .collect()
 }
@@ -289,19 +287,16 @@ fn existing(cluster: &Cluster) -> Vec<String> {
 async fn each_write_failing(
     phase: &str,
     writes: &[(&str, &str, &str)],
-    before: impl Fn(&Workspace, &str),
-    during: impl Fn(&Workspace, &str),
+    before: impl Fn(&Workspace, &At),
+    during: impl Fn(&Workspace, &At),
     command: &[&str],
 ) {
     for (verb, resource, name) in writes {
-        let (cluster, ws) = setup().await;
-        let kc = cluster.kubeconfig.display().to_string();
-        before(&ws, &kc);
-        during(&ws, &kc);
+        let (cluster, ws, at) = setup().await;
+        before(&ws, &at);
+        during(&ws, &at);
         cluster
-            .sandbox
-            .as_ref()
-            .unwrap()
+            .proxy()
             .inject_fault(fail_once(verb, resource, name, None));
         let out = ws.run(command).unwrap();
         let text = one_line(&terraform::text(&out));
@@ -317,12 +312,12 @@ async fn each_write_failing(
         );
         assert_eq!(
             recorded(&ws),
-            existing(&cluster),
+            existing(&cluster, &at),
             "{phase}: {verb} {resource}/{name} failed"
         );
         ws.ok(command).unwrap();
         if command[0] == "destroy" {
-            assert_eq!(existing(&cluster), Vec::<String>::new());
+            assert_eq!(existing(&cluster, &at), Vec::<String>::new());
             assert_eq!(recorded(&ws), Vec::<String>::new());
         } else {
             let (changes, plan) = ws.plan(&[]).unwrap();
@@ -331,8 +326,8 @@ async fn each_write_failing(
     }
 }
 
-fn deployment_tf(kubeconfig: &str) -> String {
-    main_tf(kubeconfig, "0.1.0").replace(
+fn deployment_tf(at: &At) -> String {
+    main_tf(at, "0.1.0").replace(
         "  image_tag",
         "  mode          = \"deployment\"\n  image_tag",
     )
@@ -350,7 +345,7 @@ async fn create_with_each_write_failing_leaves_a_true_state() {
         "create",
         &CRON_WRITES,
         |_, _| {},
-        |ws, kc| ws.write("main.tf", &main_tf(kc, "0.1.0")).unwrap(),
+        |ws, at| ws.write("main.tf", &main_tf(at, "0.1.0")).unwrap(),
         &["apply", "-auto-approve", "-no-color"],
     )
     .await;
@@ -361,11 +356,11 @@ async fn update_with_each_write_failing_leaves_a_true_state() {
     each_write_failing(
         "update",
         &CRON_WRITES,
-        |ws, kc| {
-            ws.write("main.tf", &main_tf(kc, "0.1.0")).unwrap();
+        |ws, at| {
+            ws.write("main.tf", &main_tf(at, "0.1.0")).unwrap();
             ws.apply(&[]).unwrap();
         },
-        |ws, kc| ws.write("main.tf", &main_tf(kc, "0.2.0")).unwrap(),
+        |ws, at| ws.write("main.tf", &main_tf(at, "0.2.0")).unwrap(),
         &["apply", "-auto-approve", "-no-color"],
     )
     .await;
@@ -381,11 +376,11 @@ async fn mode_switch_with_each_write_failing_leaves_a_true_state() {
             ("delete", "cronjobs", "beads-dispatcher"),
             ("delete", "cronjobs", "beads-reaper"),
         ],
-        |ws, kc| {
-            ws.write("main.tf", &main_tf(kc, "0.1.0")).unwrap();
+        |ws, at| {
+            ws.write("main.tf", &main_tf(at, "0.1.0")).unwrap();
             ws.apply(&[]).unwrap();
         },
-        |ws, kc| ws.write("main.tf", &deployment_tf(kc)).unwrap(),
+        |ws, at| ws.write("main.tf", &deployment_tf(at)).unwrap(),
         &["apply", "-auto-approve", "-no-color"],
     )
     .await;
@@ -400,8 +395,8 @@ async fn destroy_with_each_delete_failing_leaves_a_true_state() {
             ("delete", "cronjobs", "beads-reaper"),
             ("delete", "configmaps", "beads-metadata"),
         ],
-        |ws, kc| {
-            ws.write("main.tf", &main_tf(kc, "0.1.0")).unwrap();
+        |ws, at| {
+            ws.write("main.tf", &main_tf(at, "0.1.0")).unwrap();
             ws.apply(&[]).unwrap();
         },
         |_, _| {},
@@ -428,9 +423,9 @@ async fn run_bounded(ws: &Workspace, args: &[&str]) -> std::process::Output {
 
 /// The names of every object of `kind` in the namespace, each with its
 /// instance annotation.
-fn listed(cluster: &Cluster, kind: &str) -> Vec<(String, Option<String>)> {
+fn listed(cluster: &Cluster, at: &At, kind: &str) -> Vec<(String, Option<String>)> {
     let out = cluster
-        .kubectl_ok(&["get", kind, "-n", "beads-server", "-o", "json"])
+        .kubectl_ok(&["get", kind, "-n", &at.ns, "-o", "json"])
         .unwrap();
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     list["items"]
@@ -458,25 +453,23 @@ fn listed(cluster: &Cluster, kind: &str) -> Vec<(String, Option<String>)> {
 async fn api_server_dying_mid_create_fails_the_apply_and_the_next_apply_converges() {
     for tf in terraform::binaries() {
         eprintln!("--- with {}", tf.display());
-        let mut cluster = Cluster::sandbox().await.unwrap();
-        cluster.create_namespace("beads-server").unwrap();
-        let ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
-        let kc = cluster.kubeconfig.display().to_string();
-        ws.write("main.tf", &main_tf(&kc, "0.1.0")).unwrap();
+        let (mut cluster, ws, at) = setup_with(&tf).await;
+        ws.write("main.tf", &main_tf(&at, "0.1.0")).unwrap();
         let die: Fault = serde_json::from_value(serde_json::json!({
             "verb": "apply", "resource": "cronjobs", "name": "beads-dispatcher", "die": true,
         }))
         .unwrap();
-        cluster.sandbox.as_ref().unwrap().inject_fault(die);
+        cluster.proxy().inject_fault(die);
 
         let out = run_bounded(&ws, &["apply", "-auto-approve", "-no-color"]).await;
         let text = one_line(&terraform::text(&out));
         assert!(!out.status.success(), "{text}");
-        assert!(cluster.sandbox.as_ref().unwrap().is_dead(), "{text}");
+        assert!(cluster.proxy().is_dead(), "{text}");
         assert!(
-            text.contains(
-                "CronJob beads-server/beads-dispatcher on the API server http://127.0.0.1:"
-            ) && text.contains("no answer: connection closed before message completed"),
+            text.contains(&format!(
+                "CronJob {}/beads-dispatcher on the API server http://127.0.0.1:",
+                at.ns
+            )) && text.contains("no answer: connection closed before message completed"),
             "the object and the cause: {text}"
         );
         assert_eq!(text.matches("Error:").count(), 1, "one diagnostic: {text}");
@@ -492,8 +485,8 @@ async fn api_server_dying_mid_create_fails_the_apply_and_the_next_apply_converge
         assert_eq!(resource["tainted"], true, "{state}");
 
         // The API server comes back with what it had stored: the ConfigMap.
-        cluster.sandbox.as_mut().unwrap().restart().await.unwrap();
-        assert_eq!(existing(&cluster), ["configmap/beads-metadata"]);
+        cluster.faults.as_mut().unwrap().restart().await.unwrap();
+        assert_eq!(existing(&cluster, &at), ["configmap/beads-metadata"]);
 
         // The refresh finds the ConfigMap; Terraform replaces the tainted
         // resource: its objects are deleted, then all written anew.
@@ -513,15 +506,18 @@ async fn api_server_dying_mid_create_fails_the_apply_and_the_next_apply_converge
             .unwrap()
             .to_string();
         let mine = |name: &str| (name.to_string(), Some(instance.clone()));
-        assert_eq!(listed(&cluster, "configmaps"), [mine("beads-metadata")]);
         assert_eq!(
-            listed(&cluster, "cronjobs"),
+            listed(&cluster, &at, "configmaps"),
+            [mine("beads-metadata")]
+        );
+        assert_eq!(
+            listed(&cluster, &at, "cronjobs"),
             [mine("beads-dispatcher"), mine("beads-reaper")]
         );
-        assert_eq!(listed(&cluster, "deployments"), []);
-        assert_eq!(recorded(&ws), existing(&cluster));
+        assert_eq!(listed(&cluster, &at, "deployments"), []);
+        assert_eq!(recorded(&ws), existing(&cluster, &at));
         assert_eq!(
-            image(&cluster, "beads-dispatcher"),
+            image(&cluster, &at, "beads-dispatcher"),
             "ghcr.io/example/beads-runner:0.1.0"
         );
     }

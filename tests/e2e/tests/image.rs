@@ -107,7 +107,7 @@ async fn ticks_inside_the_image_do_what_they_do_outside_it() {
     let outside_db = seeded_db().await;
     let inside_board = StubBeadBoard::start().await;
     let outside_board = StubBeadBoard::start().await;
-    let cluster = Cluster::sandbox().await.unwrap();
+    let cluster = Cluster::real().unwrap();
     let deployed = deployed::apply(&cluster, &inside_db, &inside_board.url()).unwrap();
     let config_maps = &deployed.config_maps;
     let secrets = BTreeMap::new();
@@ -140,7 +140,7 @@ async fn ticks_inside_the_image_do_what_they_do_outside_it() {
     let image_user = image_config["User"].clone();
     for job in ["beads-reaper", "beads-dispatcher"] {
         let cj = cluster
-            .get_json("beads-server", "cronjob", job)
+            .get_json(&deployed.ns, "cronjob", job)
             .unwrap()
             .unwrap();
         let pod = local_pod::cron_job_pod(&cj);
@@ -211,7 +211,7 @@ async fn ticks_inside_the_image_do_what_they_do_outside_it() {
     // `beads-runner check` inside the image: the dispatcher's pod with its
     // args replaced, as `kubectl debug --copy-to` or a one-off Job would.
     let cj = cluster
-        .get_json("beads-server", "cronjob", "beads-dispatcher")
+        .get_json(&deployed.ns, "cronjob", "beads-dispatcher")
         .unwrap()
         .unwrap();
     let mut pod = local_pod::cron_job_pod(&cj).clone();

@@ -28,19 +28,9 @@ const OLD_ADDRESSES: [&str; 3] = [
     "kubernetes_cron_job_v1.beads_reaper",
 ];
 
-static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// A namespace for one run: `beads-server` on the stand-in, a unique one on
-/// a real cluster.
+/// A fresh namespace for one run, created.
 fn namespace(cluster: &Cluster, purpose: &str) -> String {
-    if cluster.sandbox.is_some() && purpose == "migrated" {
-        return "beads-server".into();
-    }
-    format!(
-        "beads-{purpose}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    )
+    cluster.namespace(&format!("beads-{purpose}")).unwrap()
 }
 
 /// A workspace whose CLI config points both `beads-autodispatch/beads` and
@@ -392,7 +382,6 @@ fn kill_switch_both_ways(s: &Stack, cluster: &Cluster, ns: &str) {
 /// A fresh install of terraform/beads-server: what the provider renders.
 fn reference_install(tf: &Path, cluster: &Cluster) -> (Stack, String) {
     let ns = namespace(cluster, "reference");
-    cluster.create_namespace(&ns).unwrap();
     let s = stack(tf, cluster, &ns);
     new_stack(&s);
     s.ws.apply(&[OFF]).unwrap();
@@ -412,29 +401,13 @@ fn migration_blocks(ns: &str) -> String {
     tf
 }
 
-async fn cluster() -> Cluster {
-    match Cluster::real() {
-        Some(real) => real.unwrap(),
-        None => Cluster::sandbox().await.unwrap(),
-    }
-}
-
-fn cleanup(cluster: &Cluster, namespaces: &[&str]) {
-    if cluster.sandbox.is_none() {
-        for ns in namespaces {
-            let _ = cluster.kubectl(&["delete", "namespace", ns, "--wait=false"]);
-        }
-    }
-}
-
 /// Terraform ≥ 1.7: `removed` blocks forget the old resources and an
 /// `import` block adopts the objects, in one plan and one apply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_and_import_blocks_adopt_todays_stack_in_place() {
     let tf = terraform::binaries().remove(0);
-    let cluster = cluster().await;
+    let cluster = Cluster::real().unwrap();
     let ns = namespace(&cluster, "migrated");
-    cluster.create_namespace(&ns).unwrap();
     build_old_stack(&cluster, &ns);
     let before = uids(&cluster, &ns);
     let (_reference, reference) = reference_install(&tf, &cluster);
@@ -517,7 +490,6 @@ async fn removed_and_import_blocks_adopt_todays_stack_in_place() {
 
     kill_switch_both_ways(&s, &cluster, &ns);
     assert_eq!(uids(&cluster, &ns), before);
-    cleanup(&cluster, &[&ns, &reference]);
 }
 
 /// Terraform < 1.7 (here 1.0): `terraform state rm`, then `terraform
@@ -531,9 +503,8 @@ async fn state_rm_and_import_adopt_todays_stack_in_place() {
         );
         return;
     };
-    let cluster = cluster().await;
+    let cluster = Cluster::real().unwrap();
     let ns = namespace(&cluster, "migrated");
-    cluster.create_namespace(&ns).unwrap();
     build_old_stack(&cluster, &ns);
     let before = uids(&cluster, &ns);
     let (_reference, reference) = reference_install(&tf, &cluster);
@@ -576,7 +547,6 @@ async fn state_rm_and_import_adopt_todays_stack_in_place() {
 
     kill_switch_both_ways(&s, &cluster, &ns);
     assert_eq!(uids(&cluster, &ns), before);
-    cleanup(&cluster, &[&ns, &reference]);
 }
 
 /// The guard behind the UID checks above: the stand-in for
@@ -585,9 +555,8 @@ async fn state_rm_and_import_adopt_todays_stack_in_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_block_that_destroys_would_delete_the_objects() {
     let tf = terraform::binaries().remove(0);
-    let cluster = cluster().await;
+    let cluster = Cluster::real().unwrap();
     let ns = namespace(&cluster, "destroyed");
-    cluster.create_namespace(&ns).unwrap();
     build_old_stack(&cluster, &ns);
     let s = stack(&tf, &cluster, &ns);
     old_stack_state(&s, &ns);
@@ -613,5 +582,4 @@ async fn a_removed_block_that_destroys_would_delete_the_objects() {
             .unwrap()
             .is_none()
     );
-    cleanup(&cluster, &[&ns]);
 }

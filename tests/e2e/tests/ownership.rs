@@ -2,7 +2,7 @@
 //! `beads_autodispatch` touches only what it owns: objects it did not
 //! create are never changed or deleted, create refuses them and points at
 //! `terraform import`, and import adopts them. Real Terraform and kubectl
-//! against the stand-in API server.
+//! against the real kube-apiserver.
 
 use beads_e2e::cluster::Cluster;
 use beads_e2e::terraform::{self, Workspace};
@@ -11,17 +11,16 @@ use serde_json::{Value, json};
 struct Case {
     cluster: Cluster,
     ws: Workspace,
+    ns: String,
 }
-
-const NS: &str = "beads-server";
 
 impl Case {
     async fn new() -> Case {
-        let cluster = Cluster::sandbox().await.unwrap();
-        cluster.create_namespace(NS).unwrap();
+        let cluster = Cluster::real().unwrap();
+        let ns = cluster.namespace("beads-own").unwrap();
         let tf = terraform::binaries().remove(0);
         let ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
-        Case { cluster, ws }
+        Case { cluster, ws, ns }
     }
 
     fn config(&self, extra: &str) {
@@ -37,7 +36,7 @@ variable "enabled" {{
   default = true
 }}
 resource "beads_autodispatch" "this" {{
-  namespace     = "{NS}"
+  namespace     = "{ns}"
   enabled       = var.enabled
   image         = "ghcr.io/example/beads-runner"
   image_tag     = "0.1.0"
@@ -48,14 +47,15 @@ resource "beads_autodispatch" "this" {{
     database = "code"
   }}
 }}
-"#
+"#,
+                    ns = self.ns
                 ),
             )
             .unwrap();
     }
 
     fn get(&self, kind: &str, name: &str) -> Option<Value> {
-        self.cluster.get_json(NS, kind, name).unwrap()
+        self.cluster.get_json(&self.ns, kind, name).unwrap()
     }
 
     /// Creates an object the way an operator would, with kubectl.
@@ -63,7 +63,7 @@ resource "beads_autodispatch" "this" {{
         let file = self.ws.work.join("foreign.json");
         std::fs::write(&file, object.to_string()).unwrap();
         self.cluster
-            .kubectl_ok(&["apply", "-n", NS, "-f", &file.display().to_string()])
+            .kubectl_ok(&["apply", "-n", &self.ns, "-f", &file.display().to_string()])
             .unwrap();
     }
 }
@@ -98,7 +98,7 @@ async fn a_hand_made_deployment_survives_every_operation_including_destroy() {
     let text = one_line(&terraform::text(&out));
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains("Deployment beads-server/beads-runner")
+        text.contains(&format!("Deployment {}/beads-runner", c.ns))
             && text.contains("terraform import")
             && text.contains("Nothing was written"),
         "{text}"
@@ -128,8 +128,8 @@ async fn create_refuses_existing_objects_and_import_adopts_them() {
     let text = one_line(&terraform::text(&out));
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains("ConfigMap beads-server/beads-metadata")
-            && text.contains("terraform import <address> beads-server/beads"),
+        text.contains(&format!("ConfigMap {}/beads-metadata", c.ns))
+            && text.contains(&format!("terraform import <address> {}/beads", c.ns)),
         "{text}"
     );
     // Nothing written, nothing recorded.
@@ -150,7 +150,7 @@ async fn create_refuses_existing_objects_and_import_adopts_them() {
         "import",
         "-no-color",
         "beads_autodispatch.this",
-        "beads-server/beads",
+        &format!("{}/beads", c.ns),
     ])
     .unwrap();
     let (changes, plan) = c.ws.plan(&[]).unwrap();

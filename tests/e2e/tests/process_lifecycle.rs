@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use beads_e2e::cluster::Cluster;
 use beads_e2e::terraform::{self, Workspace};
-use beads_sandbox_apiserver::Fault;
+use beads_fault_proxy::Fault;
 
-fn main_tf(kubeconfig: &str) -> String {
+fn main_tf(kubeconfig: &str, ns: &str) -> String {
     let header = terraform::header(&format!("  config_path = \"{kubeconfig}\""));
     format!(
         r#"{header}
 resource "beads_autodispatch" "this" {{
-  namespace     = "beads-server"
+  namespace     = "{ns}"
   image         = "ghcr.io/example/beads-runner"
   image_tag     = "0.1.0"
   beadboard_url = "http://beadboard.beads-server.svc.cluster.local"
@@ -93,15 +93,15 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_exits_and_removes_its_socket_when_terraform_is_killed_mid_plan() {
-    let cluster = Cluster::sandbox().await.unwrap();
-    cluster.create_namespace("beads-server").unwrap();
+    let cluster = Cluster::with_faults().await.unwrap();
+    let ns = cluster.namespace("beads-lifecycle").unwrap();
     let tf = terraform::binaries().remove(0);
     let mut ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     ws.env("TMPDIR", &tmp.path().display().to_string());
     ws.write(
         "main.tf",
-        &main_tf(&cluster.kubeconfig.display().to_string()),
+        &main_tf(&cluster.kubeconfig.display().to_string(), &ns),
     )
     .unwrap();
     ws.apply(&[]).unwrap();
@@ -111,12 +111,12 @@ async fn provider_exits_and_removes_its_socket_when_terraform_is_killed_mid_plan
     );
 
     // The plan's refresh now hangs inside the provider, in ReadResource.
-    let sandbox = cluster.sandbox.as_ref().unwrap();
+    let proxy = cluster.proxy();
     let hang: Fault = serde_json::from_value(serde_json::json!({
         "verb": "get", "status": 500, "times": 0, "delay_ms": 120_000,
     }))
     .unwrap();
-    sandbox.inject_fault(hang);
+    proxy.inject_fault(hang);
     let mut plan = ws
         .command(&["plan", "-no-color"])
         .stdout(std::process::Stdio::piped())
@@ -152,5 +152,5 @@ async fn provider_exits_and_removes_its_socket_when_terraform_is_killed_mid_plan
     for dir in dirs {
         assert!(!dir.exists(), "{} was left behind", dir.display());
     }
-    sandbox.clear_faults();
+    proxy.clear_faults();
 }

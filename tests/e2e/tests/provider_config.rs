@@ -5,35 +5,41 @@
 
 use beads_e2e::cluster::Cluster;
 use beads_e2e::terraform::{self, Workspace};
-use beads_sandbox_apiserver::Fault;
+use beads_fault_proxy::Fault;
 
-const RESOURCE: &str = r#"
-resource "beads_autodispatch" "this" {
-  namespace     = "beads-server"
+fn resource(ns: &str) -> String {
+    format!(
+        r#"
+resource "beads_autodispatch" "this" {{
+  namespace     = "{ns}"
   image         = "ghcr.io/example/beads-runner"
   image_tag     = "0.1.0"
   beadboard_url = "http://beadboard.beads-server.svc.cluster.local"
-  dolt {
+  dolt {{
     host     = "dolt.beads-server.svc.cluster.local"
     database = "code"
-  }
+  }}
+}}
+"#
+    )
 }
-"#;
 
 /// `config_path` known at plan time.
-fn known(kubeconfig: &str) -> String {
+fn known(kubeconfig: &str, ns: &str) -> String {
     format!(
-        "{}{RESOURCE}",
-        terraform::header(&format!("  config_path = \"{kubeconfig}\""))
+        "{}{}",
+        terraform::header(&format!("  config_path = \"{kubeconfig}\"")),
+        resource(ns)
     )
 }
 
 /// `config_path` from a `terraform_data` that is applied in the same run,
 /// so it is unknown while planning.
-fn unknown(kubeconfig: &str) -> String {
+fn unknown(kubeconfig: &str, ns: &str) -> String {
     format!(
-        "{}\nresource \"terraform_data\" \"kubeconfig\" {{\n  input = \"{kubeconfig}\"\n}}\n{RESOURCE}",
-        terraform::header("  config_path = terraform_data.kubeconfig.output")
+        "{}\nresource \"terraform_data\" \"kubeconfig\" {{\n  input = \"{kubeconfig}\"\n}}\n{}",
+        terraform::header("  config_path = terraform_data.kubeconfig.output"),
+        resource(ns)
     )
 }
 
@@ -54,26 +60,28 @@ fn arm_tripwire(cluster: &Cluster) {
         "status": 500, "times": TRIPWIRE, "message": "the wrong cluster was contacted",
     }))
     .unwrap();
-    cluster.sandbox.as_ref().unwrap().inject_fault(f);
+    cluster.proxy().inject_fault(f);
 }
 
 fn untouched(cluster: &Cluster) -> bool {
     cluster
-        .sandbox
-        .as_ref()
-        .unwrap()
+        .proxy()
         .armed_faults()
         .iter()
         .any(|f| f.times == TRIPWIRE)
 }
 
-async fn clusters() -> (Cluster, Cluster) {
-    let a = Cluster::sandbox().await.unwrap();
-    a.create_namespace("beads-server").unwrap();
-    let b = Cluster::sandbox().await.unwrap();
-    b.create_namespace("beads-server").unwrap();
+/// Two API servers as the provider sees them: `a`, where the resource
+/// lives, and `b`, the fallback kubeconfig, whose every request would trip
+/// a wire. Both are fault proxies in front of the one real server: two
+/// addresses, so that which one the provider contacted is known.
+/// Also returns a fresh namespace for the resource.
+async fn clusters() -> (Cluster, Cluster, String) {
+    let a = Cluster::with_faults().await.unwrap();
+    let b = Cluster::with_faults().await.unwrap();
+    let ns = a.namespace("beads-config").unwrap();
     arm_tripwire(&b);
-    (a, b)
+    (a, b, ns)
 }
 
 fn workspace(fallback: &Cluster) -> Workspace {
@@ -88,15 +96,15 @@ fn workspace(fallback: &Cluster) -> Workspace {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_config_path_stops_the_refresh_and_never_reads_another_cluster() {
-    let (a, b) = clusters().await;
+    let (a, b, ns) = clusters().await;
     let ws = workspace(&b);
     let a_path = a.kubeconfig.display().to_string();
-    ws.write("main.tf", &known(&a_path)).unwrap();
+    ws.write("main.tf", &known(&a_path, &ns)).unwrap();
     ws.apply(&[]).unwrap();
     assert!(untouched(&b));
 
     // The kubeconfig path now comes from a resource not yet applied.
-    ws.write("main.tf", &unknown(&a_path)).unwrap();
+    ws.write("main.tf", &unknown(&a_path, &ns)).unwrap();
     let out = ws.run(&["plan", "-no-color"]).unwrap();
     let text = flat(&out);
     assert!(!out.status.success(), "{text}");
@@ -122,10 +130,13 @@ async fn unknown_config_path_stops_the_refresh_and_never_reads_another_cluster()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_config_path_still_plans_and_applies_a_new_resource() {
-    let (a, b) = clusters().await;
+    let (a, b, ns) = clusters().await;
     let ws = workspace(&b);
-    ws.write("main.tf", &unknown(&a.kubeconfig.display().to_string()))
-        .unwrap();
+    ws.write(
+        "main.tf",
+        &unknown(&a.kubeconfig.display().to_string(), &ns),
+    )
+    .unwrap();
     // Planning a create needs no cluster; the apply configures the provider
     // again once terraform_data is applied, with the known path.
     let (changes, text) = ws.plan(&[]).unwrap();
@@ -135,7 +146,7 @@ async fn unknown_config_path_still_plans_and_applies_a_new_resource() {
     );
     ws.apply(&[]).unwrap();
     assert!(
-        a.get_json("beads-server", "configmap", "beads-metadata")
+        a.get_json(&ns, "configmap", "beads-metadata")
             .unwrap()
             .is_some()
     );
@@ -144,7 +155,7 @@ async fn unknown_config_path_still_plans_and_applies_a_new_resource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_failures_name_the_server_and_the_kubeconfig() {
-    let (a, b) = clusters().await;
+    let (a, b, ns) = clusters().await;
     let ws = workspace(&b);
 
     // A server that is down: the message names its address and the cause.
@@ -155,8 +166,8 @@ async fn connection_failures_name_the_server_and_the_kubeconfig() {
         .port();
     let dir = tempfile::tempdir().unwrap();
     let down = dir.path().join("down.kubeconfig");
-    beads_sandbox_apiserver::kubeconfig::write(&down, &format!("http://127.0.0.1:{port}")).unwrap();
-    ws.write("main.tf", &known(&down.display().to_string()))
+    beads_fault_proxy::kubeconfig::write(&down, &format!("http://127.0.0.1:{port}")).unwrap();
+    ws.write("main.tf", &known(&down.display().to_string(), &ns))
         .unwrap();
     let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
     let text = flat(&out);
@@ -174,13 +185,14 @@ async fn connection_failures_name_the_server_and_the_kubeconfig() {
     let header = terraform::header(&format!(
         "  config_path    = \"{a_path}\"\n  config_context = \"nope\""
     ));
-    ws.write("main.tf", &format!("{header}{RESOURCE}")).unwrap();
+    ws.write("main.tf", &format!("{header}{}", resource(&ns)))
+        .unwrap();
     let out = ws.run(&["apply", "-auto-approve", "-no-color"]).unwrap();
     let text = flat(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains(&format!(
-            "config_context \"nope\" is not a context in the kubeconfig {a_path}; its contexts are: sandbox"
+            "config_context \"nope\" is not a context in the kubeconfig {a_path}; its contexts are: fault-proxy"
         )),
         "{text}"
     );

@@ -23,7 +23,7 @@ async fn rendered_cron_jobs_run_the_runner_against_the_database() {
     ])
     .await;
     let board = StubBeadBoard::start().await;
-    let cluster = Cluster::sandbox().await.unwrap();
+    let cluster = Cluster::real().unwrap();
     let deployed = deployed::apply(&cluster, &db, &board.url()).unwrap();
     let config_maps = &deployed.config_maps;
     let scratch = tempfile::tempdir().unwrap();
@@ -37,7 +37,7 @@ async fn rendered_cron_jobs_run_the_runner_against_the_database() {
     };
     for job in ["beads-reaper", "beads-dispatcher"] {
         let cj = cluster
-            .get_json("beads-server", "cronjob", job)
+            .get_json(&deployed.ns, "cronjob", job)
             .unwrap()
             .unwrap();
         let exit = local_pod::run(local_pod::cron_job_pod(&cj), &local).unwrap();

@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
 //! Plan-time validation and the API server agree: every value `terraform
-//! validate` accepts is accepted by the stand-in API server (which follows
-//! kube-apiserver) when applied, and every schedule the stand-in refuses is
-//! refused at validate. Checked for schedules (one grammar,
+//! validate` accepts is accepted by the real kube-apiserver when applied,
+//! and every schedule it refuses (a server-side dry-run create of a CronJob
+//! with that schedule) is refused at validate. Checked for schedules (one grammar,
 //! `beads_contract::cron`, in both schedule attributes) and names (DNS-1123,
 //! CronJob names ≤ 52), with the edges pinned: a 41-character name applies
 //! and a 42-character one is refused, `@every 1h` is applied and read back,
@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use beads_e2e::cluster::Cluster;
 use beads_e2e::terraform::{self, Workspace};
-use beads_sandbox_apiserver::resources::CRONJOBS;
 use serde_json::{Value, json};
 
 /// Schedules on both sides of the grammar's edges.
@@ -74,31 +73,48 @@ fn names() -> Vec<String> {
     out
 }
 
-/// The stand-in's verdict on a CronJob with this schedule: its
-/// `spec.schedule` errors.
-fn stand_in_schedule_errors(schedule: &str) -> Vec<String> {
-    let cj = json!({"metadata": {"name": "c"}, "spec": {
+/// The real API server's verdict on a CronJob with this schedule (a
+/// server-side dry-run create): its complaints about `spec.schedule`.
+fn server_schedule_errors(cluster: &Cluster, ns: &str, schedule: &str) -> Vec<String> {
+    let cj = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "c", "namespace": ns}, "spec": {
         "schedule": schedule, "concurrencyPolicy": "Forbid",
         "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
             "containers": [{"name": "c", "image": "i"}]}}}}}});
-    beads_sandbox_apiserver::validate::validate(&CRONJOBS, &cj, None)
-        .into_iter()
-        .filter(|e| e.field == "spec.schedule")
-        .map(|e| e.to_string())
-        .collect()
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), cj.to_string()).unwrap();
+    let out = cluster
+        .kubectl(&[
+            "create",
+            "--dry-run=server",
+            "-o",
+            "name",
+            "-f",
+            &file.path().display().to_string(),
+        ])
+        .unwrap();
+    if out.status.success() {
+        return Vec::new();
+    }
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("spec.schedule"),
+        "the dry run failed for another reason than the schedule {schedule:?}: {err}"
+    );
+    vec![err]
 }
 
-fn resource(label: &str, name: &str, schedule: &str) -> String {
-    resource_reaping(label, name, schedule, "*/10 * * * *")
+fn resource(ns: &str, label: &str, name: &str, schedule: &str) -> String {
+    resource_reaping(ns, label, name, schedule, "*/10 * * * *")
 }
 
-fn resource_reaping(label: &str, name: &str, schedule: &str, reap: &str) -> String {
+fn resource_reaping(ns: &str, label: &str, name: &str, schedule: &str, reap: &str) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     format!(
         r#"
 resource "beads_autodispatch" "{label}" {{
   name              = "{}"
-  namespace         = "beads-server"
+  namespace         = "{ns}"
   image             = "ghcr.io/example/beads-runner"
   image_tag         = "0.1.0"
   beadboard_url     = "http://beadboard.beads-server.svc.cluster.local"
@@ -142,8 +158,8 @@ fn refused_at_validate(ws: &Workspace, config: &str) -> BTreeMap<String, String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_accepts_exactly_what_the_api_server_accepts() {
-    let cluster = Cluster::sandbox().await.unwrap();
-    cluster.create_namespace("beads-server").unwrap();
+    let cluster = Cluster::real().unwrap();
+    let ns = cluster.namespace("beads-validate").unwrap();
     let tf = terraform::binaries().remove(0);
     let ws = Workspace::new(&tf, &beads_e2e::bin_dir()).unwrap();
     let header = terraform::header(&format!(
@@ -154,17 +170,17 @@ async fn validate_accepts_exactly_what_the_api_server_accepts() {
     // Schedules, in both attributes: the verdicts are equal, value for value.
     let mut config = header.clone();
     for (i, s) in SCHEDULES.iter().enumerate() {
-        config.push_str(&resource(&format!("s{i}"), &format!("s{i}"), s));
+        config.push_str(&resource(&ns, &format!("s{i}"), &format!("s{i}"), s));
     }
     for (i, s) in REAP_SCHEDULES.iter().enumerate() {
         let label = format!("r{i}");
-        config.push_str(&resource_reaping(&label, &label, "*/5 * * * *", s));
+        config.push_str(&resource_reaping(&ns, &label, &label, "*/5 * * * *", s));
     }
     let refused_schedules = refused_at_validate(&ws, &config);
     let mut disagreements = Vec::new();
     let mut agree = |label: String, s: &str| {
         let at_validate = refused_schedules.get(&label);
-        let at_server = stand_in_schedule_errors(s);
+        let at_server = server_schedule_errors(&cluster, &ns, s);
         match (at_validate, at_server.is_empty()) {
             (None, true) => return true,
             (Some(_), false) => {}
@@ -208,7 +224,7 @@ async fn validate_accepts_exactly_what_the_api_server_accepts() {
     let names = names();
     let mut config = header.clone();
     for (i, n) in names.iter().enumerate() {
-        config.push_str(&resource(&format!("n{i}"), n, "*/5 * * * *"));
+        config.push_str(&resource(&ns, &format!("n{i}"), n, "*/5 * * * *"));
     }
     let refused = refused_at_validate(&ws, &config);
     let accepted_names: Vec<usize> = (0..names.len())
@@ -234,11 +250,17 @@ async fn validate_accepts_exactly_what_the_api_server_accepts() {
     // One apply of everything validate accepted: the API server must take all.
     let mut config = header;
     for i in &accepted_schedules {
-        config.push_str(&resource(&format!("s{i}"), &format!("s{i}"), SCHEDULES[*i]));
+        config.push_str(&resource(
+            &ns,
+            &format!("s{i}"),
+            &format!("s{i}"),
+            SCHEDULES[*i],
+        ));
     }
     for i in &accepted_reap {
         let label = format!("r{i}");
         config.push_str(&resource_reaping(
+            &ns,
             &label,
             &label,
             "*/5 * * * *",
@@ -246,7 +268,7 @@ async fn validate_accepts_exactly_what_the_api_server_accepts() {
         ));
     }
     for i in &accepted_names {
-        config.push_str(&resource(&format!("n{i}"), &names[*i], "*/5 * * * *"));
+        config.push_str(&resource(&ns, &format!("n{i}"), &names[*i], "*/5 * * * *"));
     }
     ws.write("main.tf", &config).unwrap();
     let out = ws
@@ -267,7 +289,7 @@ async fn validate_accepts_exactly_what_the_api_server_accepts() {
     // Applied as written and read back, and nothing left to change.
     let schedule = |cron_job: &str| {
         cluster
-            .get_json("beads-server", "cronjob", cron_job)
+            .get_json(&ns, "cronjob", cron_job)
             .unwrap()
             .unwrap_or_else(|| panic!("no CronJob {cron_job}"))["spec"]["schedule"]
             .clone()

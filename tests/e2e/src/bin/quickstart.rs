@@ -1,10 +1,10 @@
 //! The quickstart: the whole pipeline on one machine, no cluster, no external
 //! service. Run through `scripts/quickstart`, which builds everything and
-//! starts a throwaway MariaDB first.
+//! starts a throwaway MariaDB and a throwaway kube-apiserver first.
 //!
-//! 1. start the stand-in Kubernetes API server and the stub BeadBoard;
+//! 1. connect to the throwaway kube-apiserver and start the stub BeadBoard;
 //! 2. create a beads database with sample beads;
-//! 3. `terraform apply` examples/basic against the stand-in;
+//! 3. `terraform apply` examples/basic against the kube-apiserver;
 //! 4. run the reaper and the dispatcher exactly as the created CronJobs say;
 //! 5. show each bead before and after;
 //! 6. flip the kill switch and show both CronJobs suspended;
@@ -19,8 +19,6 @@ use beads_e2e::terraform::Workspace;
 use beads_e2e::{bin_dir, local_pod, repo_root};
 use beads_testkit::{BeadsDb, Seed, StubBeadBoard};
 use chrono::Utc;
-
-const NAMESPACE: &str = "beads-server";
 
 fn step(n: u32, text: &str) {
     println!("\n[{n}/7] {text}");
@@ -46,10 +44,12 @@ async fn run() -> anyhow::Result<()> {
 
     step(
         1,
-        "starting the stand-in Kubernetes API server and a stub BeadBoard",
+        "a throwaway kube-apiserver (real, with etcd) and a stub BeadBoard",
     );
-    let cluster = Cluster::sandbox().await?;
-    cluster.create_namespace(NAMESPACE)?;
+    let cluster = Cluster::real()?;
+    // A namespace of its own: the test suite runs it on its shared server.
+    let namespace = cluster.namespace("beads-server")?;
+    let namespace = namespace.as_str();
     let board = StubBeadBoard::start().await;
     println!(
         "      API server kubeconfig: {}",
@@ -104,8 +104,11 @@ async fn run() -> anyhow::Result<()> {
         show(&db, "before").await;
     }
 
-    step(3, "terraform apply examples/basic against the stand-in");
-    let mut ws = Workspace::for_cluster(std::path::Path::new("terraform"), &cluster, NAMESPACE)?;
+    step(
+        3,
+        "terraform apply examples/basic against the kube-apiserver",
+    );
+    let mut ws = Workspace::for_cluster(std::path::Path::new("terraform"), &cluster, namespace)?;
     ws.env("TF_VAR_beadboard_url", &board.url())
         .env("TF_VAR_dolt_host", &target.host)
         .env("TF_VAR_dolt_port", &target.port.to_string())
@@ -120,7 +123,7 @@ async fn run() -> anyhow::Result<()> {
     }
     println!(
         "{}",
-        indent(&cluster.kubectl_ok(&["get", "cronjobs,configmaps", "-n", NAMESPACE])?)
+        indent(&cluster.kubectl_ok(&["get", "cronjobs,configmaps", "-n", namespace])?)
     );
 
     step(
@@ -128,13 +131,13 @@ async fn run() -> anyhow::Result<()> {
         "running the reaper and the dispatcher exactly as their CronJobs specify",
     );
     let cm = cluster
-        .get_json(NAMESPACE, "configmap", "beads-metadata")?
+        .get_json(namespace, "configmap", "beads-metadata")?
         .context("ConfigMap beads-metadata missing")?;
     let config_maps = BTreeMap::from([("beads-metadata".to_string(), cm)]);
     let scratch = tempfile::tempdir()?;
     for job in ["beads-reaper", "beads-dispatcher"] {
         let cj = cluster
-            .get_json(NAMESPACE, "cronjob", job)?
+            .get_json(namespace, "cronjob", job)?
             .with_context(|| format!("CronJob {job} missing"))?;
         let container = local_pod::cron_job_container(&cj);
         println!(
@@ -215,11 +218,11 @@ async fn run() -> anyhow::Result<()> {
         println!("      {}", line.trim_end());
     }
     ws.apply(&["-var=beads_dispatcher_enabled=false"])?;
-    let listing = cluster.kubectl_ok(&["get", "cronjobs", "-n", NAMESPACE])?;
+    let listing = cluster.kubectl_ok(&["get", "cronjobs", "-n", namespace])?;
     println!("{}", indent(&listing));
     for job in ["beads-dispatcher", "beads-reaper"] {
         let cj = cluster
-            .get_json(NAMESPACE, "cronjob", job)?
+            .get_json(namespace, "cronjob", job)?
             .context("CronJob gone")?;
         if cj["spec"]["suspend"] != true {
             bail!("{job} is not suspended");
@@ -228,7 +231,7 @@ async fn run() -> anyhow::Result<()> {
 
     // Kept for the last word below, which runs this CronJob's container.
     let dispatcher = cluster
-        .get_json(NAMESPACE, "cronjob", "beads-dispatcher")?
+        .get_json(namespace, "cronjob", "beads-dispatcher")?
         .context("CronJob beads-dispatcher missing")?;
 
     step(7, "cleaning up (terraform destroy, stopping the servers)");

@@ -1,31 +1,28 @@
-//! Kubeconfig files pointing at a sandbox server.
+//! The kubeconfig of a proxy: plain HTTP on loopback and no credentials
+//! (the proxy sends its own to the real server).
 
 use std::path::Path;
 
-/// The bearer token written into kubeconfigs (the server accepts any).
-pub const TOKEN: &str = "sandbox-token";
-
-/// A kubeconfig (YAML) with one cluster, user and context named `sandbox`,
-/// namespace `default`.
+/// A kubeconfig (YAML) with one cluster, user and context named
+/// `fault-proxy`, namespace `default`.
 pub fn render(server_url: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
-- name: sandbox
+- name: fault-proxy
   cluster:
     server: {server_url}
 contexts:
-- name: sandbox
+- name: fault-proxy
   context:
-    cluster: sandbox
-    user: sandbox
+    cluster: fault-proxy
+    user: fault-proxy
     namespace: default
-current-context: sandbox
+current-context: fault-proxy
 users:
-- name: sandbox
-  user:
-    token: {TOKEN}
+- name: fault-proxy
+  user: {{}}
 preferences: {{}}
 "
     )

@@ -1,4 +1,4 @@
-//! Fault injection for tests of other crates: the next matching request(s)
+//! The armed faults: the next matching request(s)
 //! fail with a chosen status code.
 
 use std::sync::Mutex;
@@ -37,7 +37,7 @@ pub struct Fault {
     /// Instead of answering, the server dies as a killed kube-apiserver
     /// does: this request and every open connection are closed unanswered
     /// and the port refuses connections until [`crate::Handle::restart`],
-    /// which serves the same objects again (etcd outlives the process).
+    /// which serves again: the real server behind kept its objects.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub die: bool,
 }
