@@ -246,13 +246,21 @@ async fn out_of_band_changes_to_owned_fields_show_by_object_and_field_and_apply_
             (d, format!("{RUNNER}.env[name=BEADBOARD_URL].value"), "http://evil.example", "http://beadboard.beads-server.svc.cluster.local"),
             (d, format!("{RUNNER}.resources.limits.memory"), "1Gi", "64Mi"),
             (d, format!("{RUNNER}.securityContext.readOnlyRootFilesystem"), "false", "true"),
-            (d, format!("{RUNNER}.volumeMounts[mountPath=/etc/beads-metadata].readOnly"), "false", "true"),
             (d, format!("{POD}.securityContext.runAsUser"), "0", "65532"),
             (d, format!("{POD}.volumes[name=beads-metadata].configMap.name"), "other", "beads-metadata"),
             (d, "metadata.labels[app.kubernetes.io/component]".into(), "x", "dispatcher"),
         ] {
             assert!(shows(&plan, object, &path, from, to), "{object} {path}: {from} -> {to}\n{plan}");
         }
+        // `readOnly: false` is the field's zero value: kube-apiserver stores
+        // no such field (omitempty), so the plan shows it to be added.
+        let flat = plan.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(&format!(
+                "+ \"{RUNNER}.volumeMounts[mountPath=/etc/beads-metadata].readOnly\" = \"true\""
+            )),
+            "{plan}"
+        );
         // Lists (args, command) and JSON data show as jsonencode diffs.
         // (Terraform 1.0 shows a changed list element as a removal and an addition.)
         for (path, from, to) in [

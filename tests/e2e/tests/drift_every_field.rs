@@ -191,12 +191,17 @@ fn changed_text(path: &str, field: &str, s: &str) -> String {
     }
 }
 
-/// One out-of-band change: `path` of `object` is now `live`, configured `configured`.
+/// One out-of-band change: `path` of `object` is now `live`, configured
+/// `configured`. `live` is `None` where the change was to the field's zero
+/// value and kube-apiserver stores no such field (`omitempty` on a plain
+/// Go `bool`, such as a volume mount's `readOnly: false`).
 struct Change {
     object: String,
     path: String,
-    live: String,
+    live: Option<String>,
     configured: String,
+    /// The value sent, to tell a zero value from a patch not taken.
+    sent: Value,
 }
 
 fn q(s: &str) -> String {
@@ -270,7 +275,11 @@ fn leaf_diffs(key: Option<&str>, a: &Value, b: &Value, out: &mut Vec<LeafDiff>) 
 /// shows a changed list element as a removal and an addition).
 fn shows(section: &str, change: &Change) -> bool {
     let key = q(&change.path);
-    match (json_doc(&change.live), json_doc(&change.configured)) {
+    let Some(live) = &change.live else {
+        // Gone from the live object: the plan adds it back.
+        return section.contains(&format!("+ {key} = {}", q(&change.configured)));
+    };
+    match (json_doc(live), json_doc(&change.configured)) {
         (Some(live), Some(configured)) => {
             let Some(start) = section.find(&format!("{key} = jsonencode(")) else {
                 return false;
@@ -294,7 +303,7 @@ fn shows(section: &str, change: &Change) -> bool {
         }
         _ => section.contains(&format!(
             "{key} = {} -> {}",
-            q(&change.live),
+            q(live),
             q(&change.configured)
         )),
     }
@@ -336,7 +345,7 @@ fn differences(a: &Value, b: &Value, at: String, out: &mut Vec<String>) {
 }
 
 /// Changes every path of `mode`'s objects out of band and repairs them with
-/// `terraform` (run against a fresh stand-in). Returns what the provider
+/// `terraform` (run against the real kube-apiserver, in a fresh namespace). Returns what the provider
 /// got wrong: changes the plan does not show, and what the repair left
 /// different; panics on anything else (a refused patch, a failed command).
 async fn every_field_drifts_shows_and_is_repaired(tf: &Path, mode: &str) -> Vec<String> {
@@ -387,8 +396,9 @@ async fn every_field_drifts_shows_and_is_repaired(tf: &Path, mode: &str) -> Vec<
             changes.push(Change {
                 object: object.clone(),
                 path: path.clone(),
-                live: leaf(&new),
+                live: Some(leaf(&new)),
                 configured: value.clone(),
+                sent: new,
             });
         }
         c.cluster
@@ -421,17 +431,19 @@ async fn every_field_drifts_shows_and_is_repaired(tf: &Path, mode: &str) -> Vec<
 
     // The patches took: each field now holds the changed value.
     let mut not_taken = Vec::new();
-    for ch in &changes {
+    for ch in &mut changes {
         let live = c.get(&ch.object);
+        let zero = matches!(&ch.sent, Value::Bool(false)) || ch.sent == json!(0);
         match locate(&live, &ch.path) {
-            Ok((_, v)) if leaf(v) == ch.live => {}
+            Ok((_, v)) if Some(leaf(v)) == ch.live => {}
             Ok((_, v)) => not_taken.push(format!(
-                "{} {}: {} not {}",
+                "{} {}: {} not {:?}",
                 ch.object,
                 ch.path,
                 leaf(v),
                 ch.live
             )),
+            Err(_) if zero => ch.live = None,
             Err(e) => not_taken.push(format!("{}: {e:#}", ch.object)),
         }
     }
@@ -568,11 +580,22 @@ Terraform will perform the following actions:
         let ch = Change {
             object: object.into(),
             path: path.into(),
-            live: live.into(),
+            live: Some(live.into()),
             configured: configured.into(),
+            sent: Value::Null,
         };
         section(&actions, object, &objects).is_some_and(|s| shows(s, &ch))
     };
+    // A field the server dropped must show as added back, not as changed.
+    let gone = |object: &str, path: &str, configured: &str| Change {
+        object: object.into(),
+        path: path.into(),
+        live: None,
+        configured: configured.into(),
+        sent: json!(false),
+    };
+    let r_section = section(&actions, "cronjob/beads-reaper", &objects).unwrap();
+    assert!(!shows(r_section, &gone("cronjob/beads-reaper", "spec.schedule", "*/10 * * * *")));
     let r = "cronjob/beads-reaper";
     let cm = "configmap/beads-metadata";
     assert!(check(r, "spec.schedule", "0 * * * *", "*/10 * * * *"));
