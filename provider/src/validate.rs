@@ -201,8 +201,8 @@ pub fn http_url(s: &str) -> Result<(), String> {
 }
 
 /// A cron schedule as kube-apiserver accepts it in a CronJob: robfig/cron's
-/// `ParseStandard` dialect and no `TZ` ([`beads_contract::cron`], the one
-/// grammar the stand-in API server validates with too).
+/// `ParseStandard` dialect and no `TZ` ([`beads_contract::cron`]; the e2e
+/// test `validation_agrees` checks it against the real kube-apiserver).
 pub fn cron_schedule(s: &str) -> Result<(), String> {
     beads_contract::cron::parse(s)
         .map(|_| ())

@@ -10,7 +10,10 @@
 //!
 //! Lists of objects are matched by their merge key, as server-side apply
 //! does (`containers[name=runner]`, `volumeMounts[mountPath=/etc/x]`); other
-//! lists are atomic and compared whole.
+//! lists are atomic and compared whole. The order of a keyed list's
+//! rendered elements is a field too (`env[*]`: their keys in order, other
+//! managers' elements left out), since order matters (`$(VAR)` references
+//! an earlier env var only) and an apply restores it.
 
 use std::collections::BTreeMap;
 
@@ -85,14 +88,25 @@ fn walk_field(field: &str, rendered: &Value, live: Option<&Value>, path: String,
         Value::Array(items) => match merge_keys(field, items) {
             Some(keys) => {
                 let live_items = live.and_then(Value::as_array);
-                for item in items {
+                let id = |item: &Value| -> String {
+                    keys.iter()
+                        .map(|k| format!("{k}={}", leaf(&item[*k])))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                let ids: Vec<String> = items.iter().map(id).collect();
+                for (item, item_id) in items.iter().zip(&ids) {
                     let same = |l: &&Value| keys.iter().all(|k| l[*k] == item[*k]);
                     let l = live_items.and_then(|ls| ls.iter().find(same));
-                    let id: Vec<String> = keys
+                    walk_field("", item, l, format!("{path}[{item_id}]"), out);
+                }
+                if let (true, Some(live_items)) = (ids.len() > 1, live_items) {
+                    let order: Vec<String> = live_items
                         .iter()
-                        .map(|k| format!("{k}={}", leaf(&item[*k])))
+                        .map(id)
+                        .filter(|found| ids.contains(found))
                         .collect();
-                    walk_field("", item, l, format!("{path}[{}]", id.join(",")), out);
+                    out.insert(format!("{path}[*]"), order.join(" "));
                 }
             }
             None => {
@@ -123,7 +137,7 @@ mod tests {
                     "name": "runner",
                     "args": ["dispatch"],
                     "volumeMounts": [{"name": "m", "mountPath": "/m"}],
-                    "env": [{"name": "A", "value": "1"}],
+                    "env": [{"name": "A", "value": "1"}, {"name": "Z", "value": "26"}],
                 }],
                 "imagePullSecrets": [{"name": "reg"}],
             },
@@ -137,12 +151,13 @@ mod tests {
         assert_eq!(f["spec.suspend"], "false");
         assert_eq!(f["spec.containers[name=runner].args"], "[\"dispatch\"]");
         assert_eq!(f["spec.containers[name=runner].env[name=A].value"], "1");
+        assert_eq!(f["spec.containers[name=runner].env[*]"], "name=A name=Z");
         assert_eq!(f["spec.imagePullSecrets[name=reg].name"], "reg");
         assert_eq!(
             f["spec.containers[name=runner].volumeMounts[mountPath=/m].name"],
             "m"
         );
-        assert_eq!(f.len(), 10);
+        assert_eq!(f.len(), 13);
     }
 
     #[test]
@@ -152,13 +167,26 @@ mod tests {
         live["metadata"]["annotations"] = json!({"a": "b"});
         live["spec"]["dnsConfig"] = json!({"options": []});
         live["spec"]["imagePullSecrets"] = json!([{"name": "other"}, {"name": "reg"}]);
-        live["spec"]["containers"][0]["env"] =
-            json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]);
+        live["spec"]["containers"][0]["env"] = json!([{"name": "B", "value": "2"},
+            {"name": "A", "value": "1"}, {"name": "C", "value": "3"}, {"name": "Z", "value": "26"}]);
         live["spec"]["containers"].as_array_mut().unwrap().insert(
             0,
             json!({"name": "sidecar", "env": [{"name": "C", "value": "3"}]}),
         );
         assert_eq!(project(&rendered(), Some(&live)), flatten(&rendered()));
+    }
+
+    #[test]
+    fn a_reordered_list_shows_by_its_order() {
+        let mut live = rendered();
+        live["spec"]["containers"][0]["env"] =
+            json!([{"name": "Z", "value": "26"}, {"name": "A", "value": "1"}]);
+        let p = project(&rendered(), Some(&live));
+        assert_eq!(p["spec.containers[name=runner].env[*]"], "name=Z name=A");
+        // One element removed: the order lists what is left.
+        live["spec"]["containers"][0]["env"] = json!([{"name": "Z", "value": "26"}]);
+        let p = project(&rendered(), Some(&live));
+        assert_eq!(p["spec.containers[name=runner].env[*]"], "name=Z");
     }
 
     #[test]

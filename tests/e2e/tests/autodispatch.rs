@@ -634,3 +634,62 @@ async fn examples_and_the_stack_apply() {
         }
     }
 }
+
+/// An owned list item removed or the list reordered out of band: the plan
+/// shows it, and apply restores the object exactly as applied, order
+/// included (kube-apiserver merges an applied list in the applied order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_or_reordered_list_items_are_restored_in_order() {
+    each_terraform(|tf| async move {
+        let c = Case::new(&tf).await;
+        c.config(&resource(""));
+        c.ws.apply(&[]).unwrap();
+        let before = c.get("cronjob", "beads-dispatcher").unwrap()["spec"].clone();
+        let ctr = "/spec/jobTemplate/spec/template/spec/containers/0";
+        let env = before
+            .pointer("/jobTemplate/spec/template/spec/containers/0/env")
+            .and_then(Value::as_array)
+            .unwrap()
+            .clone();
+        assert!(env.len() >= 3, "{env:?}");
+        let names = |list: &[Value]| -> Vec<String> {
+            list.iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+        };
+        for (what, ops) in [
+            (
+                "the second env var removed",
+                serde_json::json!([{"op": "remove", "path": format!("{ctr}/env/1")}]),
+            ),
+            (
+                "the first env var moved to the end",
+                serde_json::json!([{"op": "move", "from": format!("{ctr}/env/0"), "path": format!("{ctr}/env/-")}]),
+            ),
+        ] {
+            json_patch(&c, "cronjob/beads-dispatcher", ops);
+            let changed = c.get("cronjob", "beads-dispatcher").unwrap();
+            let live_env = changed
+                .pointer("/spec/jobTemplate/spec/template/spec/containers/0/env")
+                .and_then(Value::as_array)
+                .unwrap()
+                .clone();
+            assert_ne!(names(&live_env), names(&env), "{what}: the patch took");
+            let (changes, plan) = c.ws.plan(&[]).unwrap();
+            assert!(changes && plan.contains("cronjob/beads-dispatcher"), "{what}:\n{plan}");
+            if what.contains("moved") {
+                assert!(plan.contains("containers[name=runner].env[*]"), "{what}:\n{plan}");
+            }
+            c.ws.apply(&[]).unwrap();
+            let after = c.get("cronjob", "beads-dispatcher").unwrap()["spec"].clone();
+            let after_env = after
+                .pointer("/jobTemplate/spec/template/spec/containers/0/env")
+                .and_then(Value::as_array)
+                .unwrap()
+                .clone();
+            assert_eq!(names(&after_env), names(&env), "{what}: the order as applied");
+            assert_eq!(after, before, "{what}: the object as applied");
+            let (changes, plan) = c.ws.plan(&[]).unwrap();
+            assert!(!changes, "{what}: empty after the repair:\n{plan}");
+        }
+    })
+    .await;
+}

@@ -107,6 +107,12 @@ fn skip_reason(object: &str, path: &str, live: &Value) -> Option<&'static str> {
         // there is no other value to drift to.
         return Some("a Deployment's pods accept only restartPolicy Always");
     }
+    if path.ends_with("[*]") {
+        // The order of a keyed list's elements: autodispatch.rs
+        // `removed_or_reordered_list_items_are_restored_in_order` reorders
+        // a list out of band and checks the plan and the repair.
+        return Some("a keyed list's order (reordered in autodispatch.rs)");
+    }
     if fields::is_merge_key(path) {
         // The merge key names the list element: another value is another
         // element (the owned one then is missing, and the new one is the
