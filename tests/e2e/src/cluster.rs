@@ -27,7 +27,12 @@ pub struct Cluster {
 
 /// The throwaway server's folder, or an error saying how to start one.
 pub fn kube_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::var_os(KUBE_DIR_VAR)
+    kube_dir_from(std::env::var_os(KUBE_DIR_VAR))
+}
+
+/// [`kube_dir`] with the variable's value given.
+pub fn kube_dir_from(value: Option<std::ffi::OsString>) -> anyhow::Result<PathBuf> {
+    let dir = value
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .with_context(|| {

@@ -307,11 +307,7 @@ fn shows(section: &str, change: &Change) -> bool {
                     }
                 })
         }
-        _ => section.contains(&format!(
-            "{key} = {} -> {}",
-            q(live),
-            q(&change.configured)
-        )),
+        _ => section.contains(&format!("{key} = {} -> {}", q(live), q(&change.configured))),
     }
 }
 
@@ -601,7 +597,10 @@ Terraform will perform the following actions:
         sent: json!(false),
     };
     let r_section = section(&actions, "cronjob/beads-reaper", &objects).unwrap();
-    assert!(!shows(r_section, &gone("cronjob/beads-reaper", "spec.schedule", "*/10 * * * *")));
+    assert!(!shows(
+        r_section,
+        &gone("cronjob/beads-reaper", "spec.schedule", "*/10 * * * *")
+    ));
     let r = "cronjob/beads-reaper";
     let cm = "configmap/beads-metadata";
     assert!(check(r, "spec.schedule", "0 * * * *", "*/10 * * * *"));
