@@ -174,7 +174,7 @@ impl Crate {
             .iter()
             .map(|m| {
                 if m.is_empty() {
-                    return src.join(&root).display().to_string();
+                    return src.join(root).display().to_string();
                 }
                 let file = src.join(m.replace("::", "/"));
                 let flat = file.with_extension("rs");
@@ -671,7 +671,8 @@ fn use_tree(
                 i += 2; // `as name`
             }
             Some(Token::Ident(s)) => {
-                if !(s == "self" && !prefix.is_empty()) {
+                // `{self, …}` is the prefix itself.
+                if s != "self" || prefix.is_empty() {
                     prefix.push(s.clone());
                 }
                 i += 1;
