@@ -9,6 +9,7 @@ mod autodispatch;
 #[cfg(test)]
 mod docs;
 mod k8s;
+mod names;
 mod provider;
 mod types;
 mod validate;

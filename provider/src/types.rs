@@ -11,7 +11,7 @@ use tfplugin::framework::attr::AttrValue;
 use tfplugin::schema::AttrError;
 use tfplugin::value::{Type, Value};
 
-use crate::k8s::render::Names;
+use crate::names::Names;
 use crate::validate;
 
 /// `AttrValue` for a type read from a string with `parse(&str) ->

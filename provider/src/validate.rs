@@ -76,7 +76,7 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
 /// most 63 (they are label values too).
 pub fn object_name(s: &str) -> Result<(), String> {
     dns1123_label(s)?;
-    let names = crate::k8s::render::Names::new(s);
+    let names = crate::names::Names::new(s);
     for cron_job in [&names.dispatcher, &names.reaper] {
         if cron_job.len() > CRONJOB_NAME_MAX {
             let max = s.len() - (cron_job.len() - CRONJOB_NAME_MAX);
@@ -260,9 +260,7 @@ mod tests {
         assert!(dns1123_subdomain("UPPER").is_err());
         assert_eq!(object_name(&"a".repeat(41)), Ok(()));
         assert_eq!(
-            crate::k8s::render::Names::new(&"a".repeat(41))
-                .dispatcher
-                .len(),
+            crate::names::Names::new(&"a".repeat(41)).dispatcher.len(),
             52
         );
         assert!(object_name(&"a".repeat(42)).is_err());

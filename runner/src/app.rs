@@ -11,7 +11,7 @@ use crate::cli::{Cli, Command, LogFormat};
 use crate::config::{self, ProcessEnv};
 use crate::decide::ReapPolicy;
 use crate::store::Store;
-use crate::tick::{DispatchTick, ReapTick, TickError};
+use crate::tick::{DispatchTick, ReapTick, TickError, within_deadline};
 
 /// Exit code of a completed tick.
 pub const EXIT_OK: u8 = 0;
@@ -204,23 +204,6 @@ async fn run(cli: Cli) -> u8 {
             store.close().await;
             exit_code(result)
         }
-    }
-}
-
-/// Runs a tick, abandoning it at the deadline: a hung statement or request
-/// then fails the tick instead of holding the process (and, under a
-/// CronJob's `concurrencyPolicy: Forbid`, every later tick).
-pub async fn within_deadline<T>(
-    deadline: tokio::time::Instant,
-    length: std::time::Duration,
-    tick: impl std::future::Future<Output = Result<T, TickError>>,
-) -> Result<T, TickError> {
-    match tokio::time::timeout_at(deadline, tick).await {
-        Ok(result) => result,
-        Err(_) => Err(TickError::Failed(format!(
-            "the tick did not finish within its deadline of {}; abandoned",
-            beads_contract::format_duration(length)
-        ))),
     }
 }
 

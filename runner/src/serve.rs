@@ -21,7 +21,7 @@ use crate::beadboard::BeadBoard;
 use crate::config::{Config, RunConfig};
 use crate::decide::ReapPolicy;
 use crate::store::Store;
-use crate::tick::{DispatchTick, ReapTick, TickError};
+use crate::tick::{DispatchTick, ReapTick, TickError, within_deadline};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TickLabels {
@@ -248,7 +248,7 @@ pub async fn run(config: &Config, run: RunConfig) -> anyhow::Result<()> {
                     retry_delay: config.retry_delay,
                     deadline,
                 };
-                let result = crate::app::within_deadline(deadline, config.tick_deadline, tick.run())
+                let result = within_deadline(deadline, config.tick_deadline, tick.run())
                     .await
                     .and_then(|report| {
                         metrics.dispatched.inc_by(report.dispatched.len() as u64);
@@ -278,7 +278,7 @@ pub async fn run(config: &Config, run: RunConfig) -> anyhow::Result<()> {
                     dry_run: false,
                 };
                 let deadline = tokio::time::Instant::now() + config.tick_deadline;
-                let result = crate::app::within_deadline(deadline, config.tick_deadline, tick.run())
+                let result = within_deadline(deadline, config.tick_deadline, tick.run())
                     .await
                     .and_then(|report| {
                         metrics.reaped.inc_by(report.changed.len() as u64);

@@ -33,6 +33,25 @@ impl From<StoreError> for TickError {
     }
 }
 
+/// Runs a tick, abandoning it at the deadline: a hung statement or request
+/// then fails the tick instead of holding the process (and, under a
+/// CronJob's `concurrencyPolicy: Forbid`, every later tick). Here, beside
+/// the ticks, since both [`crate::app`] (one tick a process) and
+/// [`crate::serve`] (ticks on a timer) run them through it.
+pub async fn within_deadline<T>(
+    deadline: Instant,
+    length: Duration,
+    tick: impl std::future::Future<Output = Result<T, TickError>>,
+) -> Result<T, TickError> {
+    match tokio::time::timeout_at(deadline, tick).await {
+        Ok(result) => result,
+        Err(_) => Err(TickError::Failed(format!(
+            "the tick did not finish within its deadline of {}; abandoned",
+            beads_contract::format_duration(length)
+        ))),
+    }
+}
+
 /// What a dispatch tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DispatchReport {

@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use tfplugin::log::{micros, since_handshake_us};
 
 use super::observe::Live;
-use super::render::{Kind, Names, Object, ObjectId};
+use super::render::{Kind, Object, ObjectId};
+use crate::names::Names;
 
 /// How long a delete may take before the provider gives up waiting.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(120);

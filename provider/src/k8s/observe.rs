@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec};
 
 use tfplugin::value::Value;
 
-use super::render::{CONTAINER, INSTANCE_ANNOTATION, Kind, Names, ObjectId};
+use super::render::{CONTAINER, INSTANCE_ANNOTATION, Kind, ObjectId};
+use crate::names::Names;
 use crate::types::{ImageTag, Mode};
 
 /// The objects of one `beads_autodispatch` as the cluster holds them.

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
 use crate::autodispatch::model::{Autodispatch, Dolt};
+use crate::names::Names;
 use crate::types::{CronSchedule, Mode};
 
 /// The container's name in every pod template.
@@ -21,27 +22,9 @@ pub const CONTAINER: &str = "runner";
 /// Port of `/healthz` and `/metrics` in deployment mode.
 pub const METRICS_PORT: u16 = 9090;
 
-/// Object names, derived from the resource name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Names {
-    pub config_map: String,
-    pub dispatcher: String,
-    pub reaper: String,
-    pub deployment: String,
-}
-
-impl Names {
-    /// The names rendered for resource name `name`.
-    pub fn new(name: &str) -> Self {
-        Names {
-            config_map: format!("{name}-metadata"),
-            dispatcher: format!("{name}-dispatcher"),
-            reaper: format!("{name}-reaper"),
-            deployment: format!("{name}-runner"),
-        }
-    }
-}
-
+// The names themselves are made in `crate::names`, below the value types
+// and validation that use them too; which objects they name is said here,
+// beside `Kind` and `ObjectId`.
 impl Names {
     /// Every object a resource of this name may own, in apply order.
     pub fn all(&self) -> [ObjectId; 4] {
