@@ -135,13 +135,23 @@ async fn provider_exits_and_removes_its_socket_when_terraform_is_killed_mid_plan
         seen.push_str(&line);
     }
     let mut provider = None;
-    wait_for("the provider to start and bind its socket", || {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while provider.is_none() || socket_dirs(tmp.path()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for the provider to start and bind its socket: terraform \
+             running {}, its children {:?}, socket dirs {:?}, faults left {:?}, output:\n{seen}",
+            running(terraform_pid),
+            children(terraform_pid),
+            socket_dirs(tmp.path()),
+            proxy.armed_faults(),
+        );
+        std::thread::sleep(Duration::from_millis(50));
         provider = children(terraform_pid)
             .into_iter()
             .find(|(_, comm)| comm.starts_with("terraform-prov"))
             .map(|(pid, _)| pid);
-        provider.is_some() && !socket_dirs(tmp.path()).is_empty()
-    });
+    }
     let provider = provider.unwrap();
     let dirs = socket_dirs(tmp.path());
 
