@@ -1,13 +1,16 @@
 //! End-to-end drivers: the real Terraform CLIs, a cluster (the stand-in API
 //! server in-process, or a real one from `BEADS_E2E_KUBECONFIG`), the real
 //! `kubectl`, and ways to run a rendered pod spec: as a local process, or
-//! inside the runner image with `runc`.
+//! inside the runner image with `runc`; the release `scripts/release`
+//! writes, and a static HTTPS host to serve its provider mirror.
 
 pub mod cluster;
 pub mod deployed;
 pub mod fields;
+pub mod https;
 pub mod image;
 pub mod local_pod;
+pub mod release;
 pub mod runc;
 pub mod terraform;
 
