@@ -18,7 +18,9 @@ use tokio_rustls::server::TlsStream;
 /// One request the server answered: its path and the status it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
+    /// The request's path, as sent (`/registry.terraform.io/…/index.json`).
     pub path: String,
+    /// The HTTP status answered: 200, or 404 for anything not a file under the root.
     pub status: u16,
 }
 

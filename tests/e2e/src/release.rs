@@ -26,6 +26,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// A directory of release files.
 pub struct Release {
+    /// The directory `scripts/release --out` wrote.
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
