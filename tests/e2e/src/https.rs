@@ -41,6 +41,12 @@ impl StaticHttps {
     /// caller's runtime (a multi-threaded one, since the clients are run
     /// with blocking calls while it serves them).
     pub async fn serve(root: &Path) -> anyhow::Result<Self> {
+        Self::serve_json_as(root, "application/json").await
+    }
+
+    /// As [`StaticHttps::serve`], with `.json` files sent as `json_type`
+    /// (to show what a host with another type does to its clients).
+    pub async fn serve_json_as(root: &Path, json_type: &'static str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let (ca_pem, tls) = throwaway_tls().context("making the throwaway CA")?;
         let ca_file = dir.path().join("ca.pem");
@@ -50,6 +56,7 @@ impl StaticHttps {
         let log = Arc::new(Mutex::new(Vec::new()));
         let files = Files {
             root: root.to_path_buf(),
+            json_type,
             log: log.clone(),
         };
         let app = axum::Router::new()
@@ -154,6 +161,7 @@ impl axum::serve::Listener for TlsListener {
 
 struct Files {
     root: PathBuf,
+    json_type: &'static str,
     log: Arc<Mutex<Vec<Served>>>,
 }
 
@@ -185,7 +193,7 @@ async fn file(State(files): State<Arc<Files>>, uri: Uri) -> Response {
     match body {
         Some(bytes) => {
             let kind = match Path::new(rel).extension().and_then(|e| e.to_str()) {
-                Some("json") => "application/json",
+                Some("json") => files.json_type,
                 Some("zip") => "application/zip",
                 _ => "application/octet-stream",
             };

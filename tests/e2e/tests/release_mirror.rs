@@ -208,6 +208,28 @@ async fn a_mirror_whose_zip_does_not_match_its_hashes_fails_init() {
     );
 }
 
+/// "from any static HTTPS host that sends `.json` files as
+/// `application/json` (Terraform refuses the mirror otherwise)"
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_sends_json_as_another_type_fails_init() {
+    let release = Release::current().unwrap();
+    let server = StaticHttps::serve_json_as(&release.mirror(), "text/plain; charset=utf-8")
+        .await
+        .unwrap();
+    for tf in terraform::binaries() {
+        let version = version_of(&tf);
+        let ws = mirror_workspace(&tf, &server);
+        let out = ws.run(&["init", "-no-color"]).unwrap();
+        let text = terraform::text(&out);
+        assert!(!out.status.success(), "{version}: init succeeded:\n{text}");
+        assert!(
+            text.contains("invalid Content-Type: must be application/json"),
+            "{version}: {text}"
+        );
+        assert!(!installed(&ws).exists(), "{version}: installed anyway");
+    }
+}
+
 #[test]
 fn two_runs_write_identical_zips_and_a_named_key_signs_the_sums() {
     let first = Release::current().unwrap();
