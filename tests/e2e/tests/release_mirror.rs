@@ -264,9 +264,10 @@ fn two_runs_write_identical_zips_and_a_named_key_signs_the_sums() {
     // Not assert_eq: a failure would print megabytes.
     assert!(
         std::fs::read(second.join(&zip)).unwrap() == first.read(&zip).unwrap(),
-        "two runs wrote different zips: {} and {}",
+        "two runs wrote different zips: {} and {} (was {} written at this commit?)",
         first.dir.join(&zip).display(),
-        second.join(&zip).display()
+        second.join(&zip).display(),
+        release::DIST_VAR
     );
     // Every artifact is reproducible, so the sums are the same bytes too.
     let sums = release::sums_name();
