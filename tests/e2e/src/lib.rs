@@ -2,13 +2,16 @@
 //! fault proxy in front of it where a test needs failures, a real admission
 //! webhook where it needs mutations), the real `kubectl`, and ways to run a
 //! rendered pod spec: as a local process, or inside the runner image with
-//! `runc`.
+//! `runc`; the release `scripts/release` writes, and a static HTTPS host
+//! to serve its provider mirror.
 
 pub mod cluster;
 pub mod deployed;
 pub mod fields;
+pub mod https;
 pub mod image;
 pub mod local_pod;
+pub mod release;
 pub mod runc;
 pub mod terraform;
 pub mod webhook;

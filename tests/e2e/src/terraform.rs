@@ -1,5 +1,6 @@
 //! The real Terraform CLI with the provider under test installed through
-//! `dev_overrides` (no `terraform init`, no network).
+//! `dev_overrides` (no `terraform init`, no network), or through a CLI
+//! configuration of the caller's (a mirror, installed at `terraform init`).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -59,21 +60,30 @@ impl Workspace {
             bin_dir.join("terraform-provider-beads"),
             provider_dir.join("terraform-provider-beads"),
         )?;
-        let cli_config = dir.path().join("terraform.rc");
-        std::fs::write(
-            &cli_config,
-            format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"{SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-                provider_dir.display()
-            ),
-        )?;
+        let cli_config = format!(
+            "provider_installation {{\n  dev_overrides {{\n    \"{SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+            provider_dir.display()
+        );
+        Self::in_dir(terraform, dir, &cli_config)
+    }
+
+    /// A workspace for `terraform` whose CLI configuration is `cli_config`
+    /// (e.g. a `provider_installation` block naming a mirror): the provider
+    /// is whatever that configuration installs at `terraform init`.
+    pub fn with_cli_config(terraform: &Path, cli_config: &str) -> anyhow::Result<Self> {
+        Self::in_dir(terraform, tempfile::tempdir()?, cli_config)
+    }
+
+    fn in_dir(terraform: &Path, dir: tempfile::TempDir, cli_config: &str) -> anyhow::Result<Self> {
+        let cli_config_file = dir.path().join("terraform.rc");
+        std::fs::write(&cli_config_file, cli_config)?;
         let work = dir.path().join("work");
         std::fs::create_dir(&work)?;
         Ok(Workspace {
             terraform: terraform.to_path_buf(),
             work,
             _dir: dir,
-            cli_config,
+            cli_config: cli_config_file,
             env: Vec::new(),
         })
     }
@@ -129,6 +139,9 @@ impl Workspace {
             .env_remove("TF_LOG")
             .env_remove("TF_LOG_PROVIDER")
             .env_remove("TF_REATTACH_PROVIDERS")
+            // A shared plugin cache would let `init` skip the installation
+            // source under test.
+            .env_remove("TF_PLUGIN_CACHE_DIR")
             .stdin(std::process::Stdio::null());
         for (k, v) in &self.env {
             cmd.env(k, v);

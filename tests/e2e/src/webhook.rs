@@ -3,21 +3,16 @@
 //! does in the operators' cluster: it adds
 //! `dnsConfig.options: [{name: ndots, value: "2"}]` and the label
 //! `policies.kyverno.io/mutated=true` to CronJobs and Deployments. The API
-//! server calls it over HTTPS (a throwaway self-signed certificate, handed
-//! over as the configuration's `caBundle`) and applies its JSON patch, as
-//! it does for Kyverno.
+//! server calls it over HTTPS ([`crate::https::Host`]: a throwaway CA,
+//! handed over as the configuration's `caBundle`) and applies its JSON
+//! patch, as it does for Kyverno.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use anyhow::Context as _;
+use crate::cluster::Cluster;
+use crate::https::Host;
 use axum::Json;
 use axum::routing::post;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-
-use crate::cluster::Cluster;
 
 /// The label the mutation adds.
 pub const LABEL: &str = "policies.kyverno.io/mutated";
@@ -26,47 +21,25 @@ pub const LABEL: &str = "policies.kyverno.io/mutated";
 /// dropping it stops serving (the registration stays, scoped to that
 /// namespace, which is never reused).
 pub struct KyvernoLike {
-    task: tokio::task::JoinHandle<()>,
+    _host: Host,
     /// The MutatingWebhookConfiguration's name.
     pub name: String,
-}
-
-impl Drop for KyvernoLike {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl KyvernoLike {
     /// Serves the webhook on a free loopback port and registers it for
     /// CronJobs and Deployments created or updated in `namespace`.
     pub async fn register(cluster: &Cluster, namespace: &str) -> anyhow::Result<Self> {
-        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
-            .context("making the webhook's certificate")?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into()),
-            )?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let port = listener.local_addr()?.port();
-        let app = axum::Router::new().route("/mutate", post(review));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(TlsListener { listener, acceptor }, app).await;
-        });
+        let host = Host::serve(axum::Router::new().route("/mutate", post(review))).await?;
         let name = format!("kyverno-like-{namespace}");
-        let ca_bundle = base64::engine::general_purpose::STANDARD.encode(cert.cert.pem());
+        let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&host.ca_pem);
         let config = json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "MutatingWebhookConfiguration",
             "metadata": {"name": name},
             "webhooks": [{
                 "name": "mutate.kyverno-like.beads.test",
-                "clientConfig": {"url": format!("https://127.0.0.1:{port}/mutate"), "caBundle": ca_bundle},
+                "clientConfig": {"url": format!("{}mutate", host.url), "caBundle": ca_bundle},
                 "rules": [
                     {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["cronjobs"]},
                     {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]},
@@ -81,31 +54,7 @@ impl KyvernoLike {
         let file = tempfile::NamedTempFile::new()?;
         std::fs::write(file.path(), config.to_string())?;
         cluster.kubectl_ok(&["apply", "-f", &file.path().display().to_string()])?;
-        Ok(KyvernoLike { task, name })
-    }
-}
-
-/// Accepts TLS connections (a failed handshake is dropped, not fatal).
-struct TlsListener {
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (tcp, addr) = axum::serve::Listener::accept(&mut self.listener).await;
-            if let Ok(tls) = self.acceptor.accept(tcp).await {
-                return (tls, addr);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.listener.local_addr()
+        Ok(KyvernoLike { _host: host, name })
     }
 }
 

@@ -1,18 +1,20 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected values
-//! The README's "Installing the provider" steps work as written: the build
-//! command names a profile Cargo.toml defines, the `dev_overrides` path and
-//! the copied file are that profile's output, and the filesystem-mirror
-//! commands, run with a fresh `HOME`, leave a provider that `terraform init`
-//! finds offline (no CLI configuration at all) and `terraform validate`
-//! starts. The build itself is not rerun here (a second full build of the
-//! workspace's dependencies); the test's own build of the provider stands in
-//! for its output.
+//! The README's "Installing the provider" steps work as written: the
+//! development build names a profile Cargo.toml defines (the one
+//! `scripts/release` builds with) and `dev_overrides` points at its output,
+//! and the filesystem-mirror commands, run with a fresh `HOME`, leave a
+//! provider that `terraform init` finds offline (no CLI configuration at
+//! all), locks with the mirror's `h1:` hash, and `terraform validate`
+//! starts. `scripts/release` is not rerun here: the release `scripts/test`
+//! wrote stands in for its output (or one fresh run, outside it). The
+//! network mirror is tests/release_mirror.rs.
 
 use std::path::Path;
 use std::process::Command;
 
+use beads_e2e::release::{Release, VERSION, locked_hashes};
+use beads_e2e::repo_root;
 use beads_e2e::terraform::{binaries, text, version_of};
-use beads_e2e::{bin_dir, repo_root};
 
 /// The fenced code blocks (language, body) of the README section `heading`.
 fn blocks(readme: &str, heading: &str) -> Vec<(String, String)> {
@@ -30,26 +32,30 @@ fn blocks(readme: &str, heading: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The `sh` block of the section whose first line starts with `first`.
+fn sh_block<'a>(blocks: &'a [(String, String)], first: &str) -> &'a str {
+    &blocks
+        .iter()
+        .find(|(lang, body)| lang == "sh" && body.starts_with(first))
+        .unwrap_or_else(|| panic!("an sh block starting with {first:?}"))
+        .1
+}
+
 #[test]
-fn the_install_steps_work_as_written() {
+fn the_development_build_and_dev_overrides_use_the_providers_profile() {
     let root = repo_root();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let blocks = blocks(&readme, "## Installing the provider");
-    let sh = &blocks
-        .iter()
-        .find(|(lang, _)| lang == "sh")
-        .expect("an sh block")
-        .1;
-    let lines: Vec<&str> = sh.lines().filter(|l| !l.trim().is_empty()).collect();
+    let build = sh_block(&blocks, "cargo build ").trim();
 
-    // The build line names a profile that exists, and the rest uses its output.
-    let build = lines[0];
+    // The build line names a profile that exists, and dev_overrides uses its output.
+    assert!(!build.contains('\n'), "one build command: {build}");
     let profile = build
         .split_whitespace()
         .skip_while(|w| *w != "--profile")
         .nth(1)
         .unwrap_or_else(|| panic!("the build line names a profile: {build}"));
-    assert!(build.starts_with("cargo build ") && build.contains("-p terraform-provider-beads"));
+    assert!(build.contains("-p terraform-provider-beads"), "{build}");
     let cargo_toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     assert!(
         cargo_toml.contains(&format!("\n[profile.{profile}]\n")),
@@ -69,8 +75,6 @@ fn the_install_steps_work_as_written() {
     };
     assert!(small("[profile.release]"));
     assert!(!small(&format!("[profile.{profile}.package.aws-lc-sys]")));
-    let output = format!("target/{profile}/terraform-provider-beads");
-    assert!(sh.contains(&output), "the copy reads {output}: {sh}");
     let overrides = &blocks
         .iter()
         .find(|(_, body)| body.contains("dev_overrides"))
@@ -80,16 +84,42 @@ fn the_install_steps_work_as_written() {
         overrides.contains(&format!("/path/to/repo/target/{profile}\"")),
         "dev_overrides points at target/{profile}: {overrides}"
     );
+    // scripts/release builds the zip with the same profile.
+    let script = std::fs::read_to_string(root.join("scripts/release")).unwrap();
+    assert!(
+        script.contains(&format!("cargo build --profile {profile} ")),
+        "scripts/release builds with --profile {profile}"
+    );
+}
+
+#[test]
+fn the_filesystem_mirror_steps_work_as_written() {
+    let root = repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let blocks = blocks(&readme, "## Installing the provider");
+    let sh = sh_block(&blocks, "scripts/release\n");
     let required = &blocks
         .iter()
         .find(|(_, body)| body.contains("required_providers"))
         .expect("a required_providers block")
         .1;
-
-    let built = bin_dir().join("terraform-provider-beads");
-    let script = lines[1..]
+    // The release is built once for the suite; the rest of the block runs
+    // as written, reading it where it is.
+    let release = Release::current().unwrap();
+    let h1 = release
+        .mirror_hashes()
+        .unwrap()
+        .into_iter()
+        .find(|h| h.starts_with("h1:"))
+        .expect("the mirror gives an h1: hash");
+    let script = sh
+        .lines()
+        .skip(1)
+        .collect::<Vec<_>>()
         .join("\n")
-        .replace(&output, built.to_str().unwrap());
+        .replace("target/dist", release.dir.to_str().unwrap());
+    assert!(script.contains(release.dir.to_str().unwrap()), "{sh}");
+
     for terraform in binaries() {
         let home = tempfile::tempdir().unwrap();
         let status = Command::new("bash")
@@ -116,8 +146,14 @@ fn the_install_steps_work_as_written() {
         };
         let init = run(&["init", "-no-color"]);
         assert!(
-            init.contains("Installing beads-autodispatch/beads v0.1.0"),
+            init.contains(&format!("Installing beads-autodispatch/beads v{VERSION}")),
             "{init}"
+        );
+        let lock = std::fs::read_to_string(work.join(".terraform.lock.hcl")).unwrap();
+        assert!(
+            locked_hashes(&lock).contains(&h1),
+            "{}: the lock lacks the mirror's {h1}:\n{lock}",
+            version_of(&terraform)
         );
         run(&["validate", "-no-color"]);
     }
