@@ -10,7 +10,7 @@ pub const PAUSE_AT: &str = "BEADS_RUNNER_PAUSE_AT";
 /// Variable with the pause length (a duration like `2s`).
 pub const PAUSE_FOR: &str = "BEADS_RUNNER_PAUSE_FOR";
 
-/// Inside the claim's transaction, before `COMMIT`.
+/// Inside the claim's transaction, before `COMMIT` (on Dolt: before `DOLT_ADD` and `DOLT_COMMIT`).
 pub const BEFORE_CLAIM_COMMIT: &str = "before-claim-commit";
 /// The claim is committed; the dispatching marker is not written yet.
 pub const CLAIMED: &str = "claimed";

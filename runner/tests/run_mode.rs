@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use beads_runner::failpoint;
 use beads_testkit::Seed;
-use common::{Running, World};
+use common::{Backend, Running, World};
 
 fn run_command(w: &World, extra: &[(&str, &str)]) -> tokio::process::Command {
     let mut cmd = w.command(&[
@@ -36,9 +36,8 @@ async fn get(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn dispatches_within_an_interval_serves_metrics_and_stops_on_sigterm() {
-    let w = World::new().await;
+async fn dispatches_within_an_interval_serves_metrics_and_stops_on_sigterm(b: Backend) {
+    let w = World::new(b).await;
     let mut r = Running::start(run_command(&w, &[]));
     let addr = listen_addr(&mut r).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -78,9 +77,8 @@ async fn dispatches_within_an_interval_serves_metrics_and_stops_on_sigterm() {
     assert_eq!(r.exit_code().await, Some(0));
 }
 
-#[tokio::test]
-async fn sigterm_mid_dispatch_finishes_the_bead_then_exits() {
-    let w = World::new().await;
+async fn sigterm_mid_dispatch_finishes_the_bead_then_exits(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("t1"), Seed::agent("t2")]).await;
     let mut r = Running::start(run_command(
         &w,
@@ -108,9 +106,8 @@ async fn sigterm_mid_dispatch_finishes_the_bead_then_exits() {
     );
 }
 
-#[tokio::test]
-async fn several_runners_racing_respect_max_in_flight() {
-    let w = World::new().await;
+async fn several_runners_racing_respect_max_in_flight(b: Backend) {
+    let w = World::new(b).await;
     let seeds: Vec<Seed> = (0..10).map(|i| Seed::agent(&format!("m{i}"))).collect();
     w.db.seed(&seeds).await;
     let runs = (0..4).map(|_| w.run_with(&["dispatch"], &[("BEADS_MAX_IN_FLIGHT", "3")]));
@@ -132,10 +129,9 @@ async fn several_runners_racing_respect_max_in_flight() {
     assert_eq!(ids.len(), 3);
 }
 
-#[tokio::test]
-async fn hung_ticks_are_abandoned_and_healthz_turns_unhealthy_then_recovers() {
+async fn hung_ticks_are_abandoned_and_healthz_turns_unhealthy_then_recovers(b: Backend) {
     use mysql_async::prelude::*;
-    let w = World::new().await;
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("h1")]).await;
     // BeadBoard's status route is unreachable: every dispatch tick fails
     // before any request to dispatch is sent.
@@ -201,3 +197,10 @@ async fn hung_ticks_are_abandoned_and_healthz_turns_unhealthy_then_recovers() {
     r.signal("TERM");
     assert_eq!(r.exit_code().await, Some(0));
 }
+
+on_both!(
+    dispatches_within_an_interval_serves_metrics_and_stops_on_sigterm,
+    sigterm_mid_dispatch_finishes_the_bead_then_exits,
+    several_runners_racing_respect_max_in_flight,
+    hung_ticks_are_abandoned_and_healthz_turns_unhealthy_then_recovers,
+);

@@ -5,4 +5,4 @@ pub mod beadboard;
 pub mod mariadb;
 
 pub use beadboard::{Reply, StubBeadBoard};
-pub use mariadb::{BeadRow, BeadsDb, EventRow, PrivateServer, Seed};
+pub use mariadb::{Backend, BeadRow, BeadsDb, DoltCommit, EventRow, PrivateServer, Seed};
