@@ -1074,9 +1074,12 @@ impl Store {
             before.updated_at = Some(now);
         }
 
-        if change.status == Some(status::IN_PROGRESS) {
-            crate::failpoint::pause(crate::failpoint::BEFORE_CLAIM_COMMIT).await;
-        }
+        crate::failpoint::pause(if cap.is_some() {
+            crate::failpoint::BEFORE_CLAIM_COMMIT
+        } else {
+            crate::failpoint::BEFORE_WRITE_COMMIT
+        })
+        .await;
         if dolt {
             // Staged and committed on the same connection, inside the
             // transaction, as bd does; DOLT_ADD errors are ignored as in bd.

@@ -146,6 +146,17 @@ impl Running {
         }
     }
 
+    /// Waits for exit, reading every stderr line; returns the exit code
+    /// (None when killed by a signal) and all lines seen.
+    pub async fn finish(&mut self) -> (Option<i32>, Vec<String>) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Ok(Some(line)) = tokio::time::timeout_at(deadline, self.lines.recv()).await {
+            self.seen.push(line);
+        }
+        let code = self.exit_code().await;
+        (code, self.seen.clone())
+    }
+
     /// Sends a signal with kill(1).
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().expect("running").to_string();
