@@ -97,6 +97,7 @@ async fn dispatches_the_best_eligible_bead_and_records_it_like_bd(b: Backend) {
     let body: serde_json::Value =
         serde_json::from_str(&w.board.requests().last().unwrap().body).unwrap();
     assert_eq!(body, serde_json::json!({"taskId": "b-best"}));
+    w.db.assert_committed().await;
 }
 
 async fn only_open_agent_beads_with_acceptance_criteria_visible_to_beadboard(b: Backend) {
@@ -405,6 +406,7 @@ async fn racing_runners_never_dispatch_a_bead_twice(b: Backend) {
             .count();
         assert_eq!(claims, 1, "{}: {:?}", b.id, b.notes);
     }
+    w.db.assert_committed().await;
 }
 
 async fn token_is_sent_as_bearer(b: Backend) {

@@ -55,6 +55,7 @@ async fn kill_at(b: Backend, step: &str) -> (World, BeadRow) {
     let b = w.db.bead("k1").await;
     let dispatches = w.board.dispatched_ids().len();
     explained(&b, dispatches);
+    w.db.assert_committed().await;
     (w, b)
 }
 
@@ -195,10 +196,17 @@ async fn beadboard_faults_each_end_open_or_blocked_never_twice(b: Backend) {
     }
 }
 
-async fn soak_eight_runners_over_500_beads_with_random_failures(b: Backend) {
+async fn soak_eight_runners_with_random_failures(b: Backend) {
     use std::collections::BTreeMap;
     let w = World::new(b).await;
-    let seeds: Vec<Seed> = (0..500)
+    // 500 beads on MariaDB; 150 on Dolt, where every claim of every runner
+    // is serialised on the claim lock and each write is a Dolt commit (500
+    // took over ten minutes on this 2-core machine, past nextest's limit).
+    let beads: i32 = match b {
+        Backend::MariaDb => 500,
+        Backend::Dolt => 150,
+    };
+    let seeds: Vec<Seed> = (0..beads)
         .map(|i| Seed::agent(&format!("soak-{i:03}")).priority(i % 5))
         .collect();
     w.db.seed(&seeds).await;
@@ -282,8 +290,9 @@ async fn soak_eight_runners_over_500_beads_with_random_failures(b: Backend) {
         *counts.entry(b.status).or_default() += 1;
     }
     eprintln!("soak outcome: {counts:?}");
+    w.db.assert_committed().await;
     assert!(
-        counts.get("in_progress").copied().unwrap_or(0) > 300,
+        counts.get("in_progress").copied().unwrap_or(0) > (beads * 3 / 5) as usize,
         "{counts:?}"
     );
 }
@@ -328,6 +337,6 @@ on_both!(
     killed_after_the_post_before_the_final_note,
     connection_killed_mid_transaction_writes_nothing,
     beadboard_faults_each_end_open_or_blocked_never_twice,
-    soak_eight_runners_over_500_beads_with_random_failures,
+    soak_eight_runners_with_random_failures,
     server_restarted_between_ticks_the_next_tick_recovers,
 );

@@ -164,7 +164,11 @@ async fn hung_ticks_are_abandoned_and_healthz_turns_unhealthy_then_recovers(b: B
     assert_eq!(r.exit_code().await, Some(0));
 
     // A table lock hangs every statement: ticks are abandoned at their
-    // deadline, the loop goes on, and /healthz says so.
+    // deadline, the loop goes on, and /healthz says so. Dolt accepts
+    // `LOCK TABLES` and blocks nothing with it, so this half is MariaDB's.
+    if b == Backend::Dolt {
+        return;
+    }
     let mut holder = w.db.conn().await;
     holder.query_drop("LOCK TABLES issues WRITE").await.unwrap();
     let mut r = Running::start(run_command(
