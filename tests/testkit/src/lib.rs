@@ -1,5 +1,5 @@
 //! Test harness shared by the runner's tests and the end-to-end tests: a
-//! beads database on a real MariaDB server, and a stub BeadBoard.
+//! beads database on a real MariaDB or Dolt server, and a stub BeadBoard.
 
 pub mod beadboard;
 pub mod mariadb;
