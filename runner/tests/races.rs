@@ -521,3 +521,26 @@ on_both!(
     a_runner_racing_the_reapers_release,
     the_server_killed_mid_claim_writes_nothing,
 );
+
+/// A Dolt test run without the Dolt server's URL fails, naming the
+/// variable and the script; it never runs on MariaDB instead, nor passes.
+#[test]
+fn a_dolt_test_without_its_server_fails_and_says_why() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "dolt::runners_racing_for_one_bead"])
+        .env_remove(beads_testkit::mariadb::DOLT_URL_VAR)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("BEADS_TEST_DOLT_URL is not set")
+            && text.contains("scripts/dolt-throwaway start"),
+        "{text}"
+    );
+    assert!(text.contains("1 failed"), "{text}");
+}
