@@ -544,3 +544,29 @@ fn a_dolt_test_without_its_server_fails_and_says_why() {
     );
     assert!(text.contains("1 failed"), "{text}");
 }
+
+/// On Dolt the claim lock's table is required: without it the cap could not
+/// hold across runners, so the runner refuses (exit 2) and writes nothing.
+#[tokio::test]
+async fn on_dolt_a_database_without_local_metadata_is_refused() {
+    let w = World::new(Backend::Dolt).await;
+    w.db.seed(&[Seed::agent("l1")]).await;
+    w.db.exec("DROP TABLE local_metadata").await;
+    let run = w.run(&["dispatch"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("local_metadata.key, local_metadata.value"),
+        "{}",
+        run.stderr
+    );
+    assert!(w.board.dispatched_ids().is_empty());
+    assert_eq!(w.db.bead("l1").await.notes, "");
+    // MariaDB needs no such table: the locking count orders claimers there.
+    let m = World::new(Backend::MariaDb).await;
+    m.db.seed(&[Seed::agent("l1")]).await;
+    m.db.exec("DROP TABLE local_metadata").await;
+    let run = m.run(&["dispatch"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(m.board.dispatched_ids(), ["l1"]);
+}
