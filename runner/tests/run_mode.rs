@@ -58,7 +58,19 @@ async fn dispatches_within_an_interval_serves_metrics_and_stops_on_sigterm(b: Ba
 
     let (code, body) = get(&format!("http://{addr}/healthz")).await;
     assert_eq!(code, 200, "{body}");
-    let (code, metrics) = get(&format!("http://{addr}/metrics")).await;
+    // Both ticks run in one loop: under load (a 2-core machine running the
+    // whole suite) the first reap tick may still be queued behind slow
+    // dispatch ticks, so wait up to 10 s for it before reading the rest.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (code, metrics) = loop {
+        let (code, metrics) = get(&format!("http://{addr}/metrics")).await;
+        if metrics.contains("beads_runner_tick_duration_seconds_count{kind=\"reap\"}")
+            || Instant::now() > deadline
+        {
+            break (code, metrics);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(code, 200);
     assert!(
         metrics.contains("beads_runner_dispatched_total 1"),
