@@ -27,7 +27,10 @@ fn claims(notes: &str) -> usize {
 async fn open_claim(conn: &mut mysql_async::Conn, id: &str, note: &str) -> u64 {
     conn.query_drop("START TRANSACTION").await.unwrap();
     conn.exec_drop(
-        "UPDATE issues SET status = 'in_progress', notes = ? WHERE id = ? AND status = 'open'",
+        // updated_at set to one value by both: its ON UPDATE would otherwise
+        // put each transaction's own second there, a conflict of its own.
+        "UPDATE issues SET status = 'in_progress', notes = ?, updated_at = '2026-01-01 00:00:00' \
+         WHERE id = ? AND status = 'open'",
         (note, id),
     )
     .await
@@ -371,9 +374,10 @@ async fn a_runner_racing_the_reapers_release(b: Backend) {
     let w = World::new(b).await;
     w.db.seed(&[Seed::agent("p1")]).await;
     let mut runner = w.command(&["dispatch"]);
+    // Margins of seconds: a loaded 2-core machine starts a process slowly.
     runner
         .env(failpoint::PAUSE_AT, failpoint::CLAIMED)
-        .env(failpoint::PAUSE_FOR, "3s");
+        .env(failpoint::PAUSE_FOR, "6s");
     let mut runner = Running::start(runner);
     runner.wait_for("paused at claimed").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -381,7 +385,7 @@ async fn a_runner_racing_the_reapers_release(b: Backend) {
     reaper
         .envs(reap_vars)
         .env(failpoint::PAUSE_AT, failpoint::BEFORE_WRITE_COMMIT)
-        .env(failpoint::PAUSE_FOR, "3s");
+        .env(failpoint::PAUSE_FOR, "5s");
     let mut reaper = Running::start(reaper);
     reaper.wait_for("paused at before-write-commit").await;
     let (code, lines) = runner.finish().await;
@@ -421,7 +425,7 @@ async fn a_runner_racing_the_reapers_release(b: Backend) {
     let mut runner = w.command(&["dispatch"]);
     runner
         .env(failpoint::PAUSE_AT, failpoint::BEFORE_WRITE_COMMIT)
-        .env(failpoint::PAUSE_FOR, "3s");
+        .env(failpoint::PAUSE_FOR, "6s");
     let mut runner = Running::start(runner);
     runner.wait_for("paused at before-write-commit").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -447,7 +451,7 @@ async fn a_runner_racing_the_reapers_release(b: Backend) {
             w.db.assert_committed().await;
         }
         // The runner held the row: the reaper waited, then found the
-        // marker (timed before the runner's 3 s pause, so older than the
+        // marker (timed before the runner's 6 s pause, so older than the
         // 1 s claim timeout) and blocked the bead as sent without an
         // outcome, never reopening it; the job note is still kept.
         Backend::MariaDb => {

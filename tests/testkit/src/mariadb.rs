@@ -290,8 +290,13 @@ impl BeadsDb {
         let host = opts.ip_or_hostname().to_string();
         let port = opts.tcp_port();
         let user = opts.user().unwrap_or("root").to_string();
+        // The clock too: process ids come round again, and a database left
+        // by an earlier run (never dropped on Dolt) must not be hit.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() % 1_000_000_000_000);
         let name = format!(
-            "beads_test_{}_{}",
+            "beads_test_{}_{}_{nanos:x}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
