@@ -199,12 +199,12 @@ async fn beadboard_faults_each_end_open_or_blocked_never_twice(b: Backend) {
 async fn soak_eight_runners_with_random_failures(b: Backend) {
     use std::collections::BTreeMap;
     let w = World::new(b).await;
-    // 500 beads on MariaDB; 150 on Dolt, where every claim of every runner
+    // 500 beads on MariaDB; 100 on Dolt, where every claim of every runner
     // is serialised on the claim lock and each write is a Dolt commit (500
     // took over ten minutes on this 2-core machine, past nextest's limit).
     let beads: i32 = match b {
         Backend::MariaDb => 500,
-        Backend::Dolt => 150,
+        Backend::Dolt => 100,
     };
     let seeds: Vec<Seed> = (0..beads)
         .map(|i| Seed::agent(&format!("soak-{i:03}")).priority(i % 5))
