@@ -10,8 +10,12 @@ pub const PAUSE_AT: &str = "BEADS_RUNNER_PAUSE_AT";
 /// Variable with the pause length (a duration like `2s`).
 pub const PAUSE_FOR: &str = "BEADS_RUNNER_PAUSE_FOR";
 
-/// Inside the claim's transaction, before `COMMIT`.
+/// Inside the claim's transaction, before `COMMIT` (on Dolt: before `DOLT_ADD` and `DOLT_COMMIT`).
 pub const BEFORE_CLAIM_COMMIT: &str = "before-claim-commit";
+/// Inside the transaction of any other write (the marker, an outcome, a
+/// reaper's release or block), before `COMMIT` (on Dolt: before `DOLT_ADD`
+/// and `DOLT_COMMIT`).
+pub const BEFORE_WRITE_COMMIT: &str = "before-write-commit";
 /// The claim is committed; the dispatching marker is not written yet.
 pub const CLAIMED: &str = "claimed";
 /// The marker is written; the request is not sent yet.

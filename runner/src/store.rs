@@ -1,10 +1,22 @@
 //! The beads database, over the MySQL protocol (Dolt, MariaDB or MySQL).
 //!
 //! Reads are single indexed queries. Every write goes through
-//! [`Store::write`]: one transaction that locks the bead's row, lets a pure
-//! decision look at it, applies the change with a conditional `UPDATE`,
-//! records `events` rows as `bd` does, commits to Dolt's history when the
-//! server is Dolt, and commits. A write either happens whole or not at all.
+//! [`Store::write`]: one transaction that reads (on MariaDB/MySQL: locks)
+//! the bead's row, lets a pure decision look at it, applies the change with
+//! a conditional `UPDATE`, records `events` rows as `bd` does, commits to
+//! Dolt's history when the server is Dolt, and commits. A write either
+//! happens whole or not at all.
+//!
+//! On Dolt nothing is locked: each transaction reads a snapshot and
+//! concurrent transactions are merged cell by cell when they commit, so two
+//! writers' conditional `UPDATE`s can both report one row. Every write the
+//! runner makes puts a value no other writer puts into a cell that any
+//! competing writer also writes (the bead's `notes`, whose appended line
+//! carries a time and, for a claim, a claim id; for a claim also the shared
+//! [`CLAIM_LOCK_KEY`] cell), so of two overlapping writes the second to
+//! commit fails with error 1213 at `DOLT_COMMIT` (which commits the SQL
+//! transaction) and is retried on the row as it is then: a lost race,
+//! nothing written.
 
 use std::time::Duration;
 
@@ -24,6 +36,20 @@ use beads_contract::labels;
 
 /// Retries of a claim that keeps losing races before moving to the next bead.
 const CLAIM_RETRIES: u32 = 5;
+/// The same on Dolt, where every claim also writes the shared claim lock
+/// ([`CLAIM_LOCK_KEY`]): any two claims that overlap in time collide there,
+/// even for different beads, and a loss only means another claim went first.
+const DOLT_CLAIM_RETRIES: u32 = 30;
+
+/// The `local_metadata` key whose value every claim on Dolt sets to a fresh
+/// `UUID()`. Dolt takes no locks and merges concurrent transactions cell by
+/// cell at commit; two claims that both wrote this cell cannot both commit
+/// (the second gets error 1213 and retries on the row as it is then), so the
+/// in-progress count a claim checks cannot be stale when it commits, and
+/// the in-flight cap holds across runners. `local_metadata` is bd's table
+/// that its migration 0028 keeps out of Dolt's history (`dolt_ignore`): the
+/// cell never shows in `dolt_status`, a commit, or `bd`'s output.
+pub const CLAIM_LOCK_KEY: &str = "beads_runner_claim_lock";
 /// Retries of any other write: these record outcomes, so they try harder.
 const WRITE_RETRIES: u32 = 20;
 
@@ -59,6 +85,8 @@ mod code {
     pub const DB_ACCESS_DENIED: u16 = 1044;
     pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
     pub const DEADLOCK: u16 = 1213;
+    /// ER_UNKNOWN_ERROR: Dolt's answer for many errors MySQL numbers.
+    pub const UNKNOWN: u16 = 1105;
 }
 
 /// Columns the runner reads or writes, per table. `check` and the first write
@@ -126,6 +154,9 @@ pub const REQUIRED_COLUMNS: &[(&str, &[&str])] = &[
     ("metadata", &["key", "value"]),
 ];
 
+/// Columns the runner needs only on Dolt: the claim lock's table.
+pub const DOLT_REQUIRED_COLUMNS: &[(&str, &[&str])] = &[("local_metadata", &["key", "value"])];
+
 /// What went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -167,6 +198,17 @@ impl StoreError {
                 | code::DB_ACCESS_DENIED => {
                     return StoreError::Refused(format!(
                         "{context}: {} (MySQL error {})",
+                        e.message, e.code
+                    ));
+                }
+                // Dolt names schema errors in the generic 1105 (observed
+                // with Dolt 1.83.2: `table "i" does not have column "x"`).
+                code::UNKNOWN
+                    if e.message.contains("does not have column")
+                        || e.message.contains("table not found") =>
+                {
+                    return StoreError::Refused(format!(
+                        "{context}: the beads schema is not what this runner needs: {} (Dolt error {})",
                         e.message, e.code
                     ));
                 }
@@ -683,17 +725,43 @@ impl Store {
 
     async fn load_info(&self) -> Result<ServerInfo> {
         let mut conn = self.conn().await?;
-        let present: Vec<(String, String)> = bounded(
-            || "reading the schema from information_schema".into(),
-            conn.exec(
-                "SELECT table_name, column_name FROM information_schema.columns \
-                 WHERE table_schema = DATABASE() AND table_name IN ('issues','events','labels','metadata')",
-                (),
-            ),
-        )
+        // bd's own detection: the function exists only on Dolt.
+        let dolt_version: Option<String> = bounded(|| "asking for dolt_version()".into(), async {
+            Ok(conn
+                .query_first::<String, _>("SELECT dolt_version()")
+                .await
+                .ok()
+                .flatten())
+        })
         .await?;
+        let dolt_only: &[(&str, &[&str])] = if dolt_version.is_some() {
+            DOLT_REQUIRED_COLUMNS
+        } else {
+            &[]
+        };
+        // Each table's own columns, not information_schema: on Dolt that
+        // resolves every database on the server, and fails while another
+        // database is being created or dropped.
+        let mut present: Vec<(String, String)> = Vec::new();
+        for (table, _) in REQUIRED_COLUMNS.iter().chain(dolt_only) {
+            let columns: std::result::Result<Vec<Row>, StoreError> = bounded(
+                || format!("reading the columns of table {table}"),
+                conn.query(format!("SHOW COLUMNS FROM `{table}`")),
+            )
+            .await;
+            match columns {
+                Ok(rows) => present.extend(rows.into_iter().map(|row| {
+                    let mut c = Cells::new(row);
+                    (table.to_string(), c.text(0))
+                })),
+                // A missing table: all its columns are named below.
+                Err(e) if e.is_refusal() => {}
+                Err(e) => return Err(e),
+            }
+        }
         let missing: Vec<String> = REQUIRED_COLUMNS
             .iter()
+            .chain(dolt_only)
             .flat_map(|(table, cols)| cols.iter().map(move |c| (*table, *c)))
             .filter(|(t, c)| {
                 !present
@@ -714,15 +782,6 @@ impl Store {
             || "reading the server version".into(),
             conn.query_first("SELECT VERSION()"),
         )
-        .await?;
-        // bd's own detection: the function exists only on Dolt.
-        let dolt_version: Option<String> = bounded(|| "asking for dolt_version()".into(), async {
-            Ok(conn
-                .query_first::<String, _>("SELECT dolt_version()")
-                .await
-                .ok()
-                .flatten())
-        })
         .await?;
 
         let project_id: Option<String> = bounded(
@@ -756,10 +815,12 @@ impl Store {
     /// Changes one bead in one transaction, the way `bd update` and `bd note`
     /// together would, but atomically.
     ///
-    /// `decide` sees the row as locked by this transaction and returns the
-    /// change, or `None` to leave the bead alone. The `UPDATE` is conditional
-    /// on the status and assignee `decide` saw, so on Dolt (which merges at
-    /// commit instead of locking) a concurrent writer makes it a no-op.
+    /// `decide` sees the row as locked by this transaction (on Dolt: as of
+    /// the transaction's snapshot) and returns the change, or `None` to
+    /// leave the bead alone. The `UPDATE` is conditional on the status and
+    /// assignee `decide` saw; on Dolt a concurrent writer that committed
+    /// first makes this write fail at `DOLT_COMMIT` with 1213 (both wrote
+    /// `notes`), and it is decided again on the row as it is then.
     /// Templates are never changed (bd refuses: "cannot modify template").
     /// Returns the row as it was and the change applied, or `None` when
     /// nothing was written (bead gone, `decide` declined, or a lost race).
@@ -782,9 +843,12 @@ impl Store {
     }
 
     /// [`Store::write`] for a claim: in the same transaction, and before the
-    /// bead's row is locked, the agent's `in_progress` beads are counted with
-    /// a locking read, so racing runners on MariaDB/MySQL take turns and the
-    /// cap holds. (Dolt takes no row locks; there the cap is per runner.)
+    /// bead's row is read, the agent's `in_progress` beads are counted. On
+    /// MariaDB/MySQL the count is a locking read, so racing runners take
+    /// turns. On Dolt, which takes no locks, the claim first sets the shared
+    /// [`CLAIM_LOCK_KEY`] cell to a fresh value, so of two overlapping claims
+    /// the second fails at commit and counts again. Either way the cap holds
+    /// across runners.
     pub async fn claim<F>(
         &self,
         id: &str,
@@ -827,10 +891,10 @@ impl Store {
                 Err(e)
                     if e.is_lost_race()
                         && attempt
-                            < if cap.is_some() {
-                                CLAIM_RETRIES
-                            } else {
-                                WRITE_RETRIES
+                            < match (cap.is_some(), dolt) {
+                                (true, false) => CLAIM_RETRIES,
+                                (true, true) => DOLT_CLAIM_RETRIES,
+                                (false, _) => WRITE_RETRIES,
                             } =>
                 {
                     attempt += 1;
@@ -874,6 +938,17 @@ impl Store {
         .await?;
 
         if let Some(cap) = cap {
+            if dolt {
+                bounded(
+                    || ctx("setting the claim lock (local_metadata) before claiming"),
+                    tx.exec_drop(
+                        "INSERT INTO local_metadata (`key`, value) VALUES (?, UUID()) \
+                         ON DUPLICATE KEY UPDATE value = UUID()",
+                        (CLAIM_LOCK_KEY,),
+                    ),
+                )
+                .await?;
+            }
             let in_progress: Option<u64> = bounded(
                 || ctx("counting in_progress beads before claiming"),
                 tx.exec_first(
@@ -999,9 +1074,19 @@ impl Store {
             before.updated_at = Some(now);
         }
 
+        crate::failpoint::pause(if cap.is_some() {
+            crate::failpoint::BEFORE_CLAIM_COMMIT
+        } else {
+            crate::failpoint::BEFORE_WRITE_COMMIT
+        })
+        .await;
         if dolt {
             // Staged and committed on the same connection, inside the
             // transaction, as bd does; DOLT_ADD errors are ignored as in bd.
+            // DOLT_COMMIT commits the SQL transaction too: a concurrent
+            // transaction that wrote a cell this one wrote makes it fail
+            // here, with 1213, and roll back whole (the COMMIT below then
+            // has nothing left to merge).
             let _ = bounded(|| ctx("staging"), tx.query_drop("CALL DOLT_ADD('issues')")).await;
             let _ = bounded(|| ctx("staging"), tx.query_drop("CALL DOLT_ADD('events')")).await;
             let message = format!("bd: update {id}");
@@ -1024,9 +1109,6 @@ impl Store {
                     });
                 }
             }
-        }
-        if change.status == Some(status::IN_PROGRESS) {
-            crate::failpoint::pause(crate::failpoint::BEFORE_CLAIM_COMMIT).await;
         }
         bounded(|| ctx("committing the change to"), tx.commit()).await?;
         Ok(Written::Done(Box::new(old), change))

@@ -10,14 +10,14 @@ use std::time::Duration;
 use beads_contract::notes;
 use beads_runner::failpoint;
 use beads_testkit::{Reply, Seed};
-use common::{Running, World};
+use common::{Backend, Running, World};
 use mysql_async::prelude::*;
 
 const NOT_FOUND: &str = r#"{"error":"Bead x not found."}"#;
 
 #[tokio::test]
 async fn a_locked_table_fails_the_tick_at_its_deadline_instead_of_hanging() {
-    let w = World::new().await;
+    let w = World::new(Backend::MariaDb).await;
     w.db.seed(&[Seed::agent("l1")]).await;
     let mut holder = w.db.conn().await;
     holder.query_drop("LOCK TABLES issues WRITE").await.unwrap();
@@ -42,9 +42,8 @@ async fn a_locked_table_fails_the_tick_at_its_deadline_instead_of_hanging() {
     assert_eq!(w.board.dispatched_ids(), ["l1"]);
 }
 
-#[tokio::test]
-async fn claim_note_carries_a_claim_id() {
-    let w = World::new().await;
+async fn claim_note_carries_a_claim_id(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("c1")]).await;
     let run = w.run(&["dispatch"]).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -58,9 +57,10 @@ async fn claim_note_carries_a_claim_id() {
     );
 }
 
-#[tokio::test]
-async fn a_runner_paused_past_the_claim_timeout_never_sends_after_the_reaper_released_it() {
-    let w = World::new().await;
+async fn a_runner_paused_past_the_claim_timeout_never_sends_after_the_reaper_released_it(
+    b: Backend,
+) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("p1")]).await;
     let mut a = w.command(&["dispatch"]);
     a.env(failpoint::PAUSE_AT, failpoint::CLAIMED)
@@ -85,9 +85,8 @@ async fn a_runner_paused_past_the_claim_timeout_never_sends_after_the_reaper_rel
     assert_eq!(bead.note_lines().last(), Some(&"dispatched: job=job-1"));
 }
 
-#[tokio::test]
-async fn a_connection_lost_while_writing_the_outcome_keeps_the_job_id() {
-    let w = World::new().await;
+async fn a_connection_lost_while_writing_the_outcome_keeps_the_job_id(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("o1")]).await;
     let mut cmd = w.command(&["dispatch"]);
     cmd.env(failpoint::PAUSE_AT, failpoint::POSTED)
@@ -104,9 +103,8 @@ async fn a_connection_lost_while_writing_the_outcome_keeps_the_job_id() {
     );
 }
 
-#[tokio::test]
-async fn a_refusal_about_the_bead_blocks_it_at_once_and_the_tick_goes_on() {
-    let w = World::new().await;
+async fn a_refusal_about_the_bead_blocks_it_at_once_and_the_tick_goes_on(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("h0").priority(0), Seed::agent("h1").priority(1)])
         .await;
     w.board.dispatch_for(
@@ -136,9 +134,8 @@ async fn a_refusal_about_the_bead_blocks_it_at_once_and_the_tick_goes_on() {
     assert_eq!(w.board.dispatched_ids(), ["h0", "h1"]);
 }
 
-#[tokio::test]
-async fn a_not_found_refusal_blocks_only_when_beadboard_takes_other_beads() {
-    let w = World::new().await;
+async fn a_not_found_refusal_blocks_only_when_beadboard_takes_other_beads(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("n0").priority(0), Seed::agent("n1").priority(1)])
         .await;
     w.board.dispatch_for("n0", Reply::json(400, NOT_FOUND));
@@ -161,10 +158,10 @@ async fn a_not_found_refusal_blocks_only_when_beadboard_takes_other_beads() {
     assert_eq!(w.db.bead("n1").await.status, "in_progress");
 }
 
-#[tokio::test]
-async fn beadboard_refusing_every_bead_is_an_outage_that_blocks_nothing_then_the_queue_drains_in_order()
- {
-    let w = World::new().await;
+async fn beadboard_refusing_every_bead_is_an_outage_that_blocks_nothing_then_the_queue_drains_in_order(
+    b: Backend,
+) {
+    let w = World::new(b).await;
     let ids = ["q0", "q1", "q2", "q3"];
     w.db.seed(
         &ids.iter()
@@ -204,9 +201,8 @@ async fn beadboard_refusing_every_bead_is_an_outage_that_blocks_nothing_then_the
     }
 }
 
-#[tokio::test]
-async fn an_agent_service_outage_burns_nothing_and_the_queue_drains_in_order() {
-    let w = World::new().await;
+async fn an_agent_service_outage_burns_nothing_and_the_queue_drains_in_order(b: Backend) {
+    let w = World::new(b).await;
     let ids = ["s0", "s1", "s2"];
     w.db.seed(
         &ids.iter()
@@ -244,9 +240,8 @@ async fn an_agent_service_outage_burns_nothing_and_the_queue_drains_in_order() {
     assert_eq!(w.board.dispatched_ids()[tried..], ids);
 }
 
-#[tokio::test]
-async fn hostile_rows_never_panic_or_stop_the_others() {
-    let w = World::new().await;
+async fn hostile_rows_never_panic_or_stop_the_others(b: Backend) {
+    let w = World::new(b).await;
     let full = "n".repeat(65_500);
     w.db.seed(&[
         Seed::agent("z0").priority(0),
@@ -295,9 +290,8 @@ async fn hostile_rows_never_panic_or_stop_the_others() {
     assert!(!reap.stderr.contains("panicked") && !run.stderr.contains("panicked"));
 }
 
-#[tokio::test]
-async fn templates_are_never_claimed_and_events_carry_bds_full_issue() {
-    let w = World::new().await;
+async fn templates_are_never_claimed_and_events_carry_bds_full_issue(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[
         Seed::agent("tmpl").priority(0),
         Seed::agent("real").priority(1),
@@ -341,9 +335,8 @@ async fn templates_are_never_claimed_and_events_carry_bds_full_issue() {
     assert!(started.is_some());
 }
 
-#[tokio::test]
-async fn the_reaper_writes_its_note_before_the_status_as_the_script_did() {
-    let w = World::new().await;
+async fn the_reaper_writes_its_note_before_the_status_as_the_script_did(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("r")
         .status("in_progress")
         .updated_minutes_ago(90)])
@@ -364,9 +357,8 @@ async fn the_reaper_writes_its_note_before_the_status_as_the_script_did() {
     assert_eq!(old["status"], "in_progress");
 }
 
-#[tokio::test]
-async fn url_credentials_never_reach_notes_or_logs() {
-    let w = World::new().await;
+async fn url_credentials_never_reach_notes_or_logs(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("u1")]).await;
     w.board.dispatch_replies([Reply::Close]);
     let url = w.board.url().replace("http://", "http://user:hunter2@");
@@ -380,9 +372,8 @@ async fn url_credentials_never_reach_notes_or_logs() {
     );
 }
 
-#[tokio::test]
-async fn a_token_over_plain_http_to_another_host_is_warned_about() {
-    let w = World::new().await;
+async fn a_token_over_plain_http_to_another_host_is_warned_about(b: Backend) {
+    let w = World::new(b).await;
     let run = w
         .run_with(
             &["check"],
@@ -407,7 +398,7 @@ async fn a_token_over_plain_http_to_another_host_is_warned_about() {
 
 #[tokio::test]
 async fn exit_codes_for_overflow_and_plugin_access_denied() {
-    let w = World::new().await;
+    let w = World::new(Backend::MariaDb).await;
     let run = w.run(&["run", "--interval", "5124095576030431h"]).await;
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("too large"), "{}", run.stderr);
@@ -430,9 +421,8 @@ async fn exit_codes_for_overflow_and_plugin_access_denied() {
     assert!(run.stderr.contains("1698"), "{}", run.stderr);
 }
 
-#[tokio::test]
-async fn an_idle_tick_still_checks_the_project_identity_and_schema() {
-    let w = World::new().await;
+async fn an_idle_tick_still_checks_the_project_identity_and_schema(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("done").status("closed")]).await;
     w.db.set_project_id("11111111-1111-4111-8111-111111111111")
         .await;
@@ -456,9 +446,8 @@ async fn an_idle_tick_still_checks_the_project_identity_and_schema() {
     assert!(w.board.requests().is_empty());
 }
 
-#[tokio::test]
-async fn reaper_note_for_a_sub_minute_claim_timeout() {
-    let w = World::new().await;
+async fn reaper_note_for_a_sub_minute_claim_timeout(b: Backend) {
+    let w = World::new(b).await;
     let at = chrono::Utc::now() - chrono::Duration::minutes(2);
     w.db.seed(&[Seed::agent("t")
         .status("in_progress")
@@ -474,3 +463,20 @@ async fn reaper_note_for_a_sub_minute_claim_timeout() {
         "{b:?}"
     );
 }
+
+on_both!(
+    claim_note_carries_a_claim_id,
+    a_runner_paused_past_the_claim_timeout_never_sends_after_the_reaper_released_it,
+    a_connection_lost_while_writing_the_outcome_keeps_the_job_id,
+    a_refusal_about_the_bead_blocks_it_at_once_and_the_tick_goes_on,
+    a_not_found_refusal_blocks_only_when_beadboard_takes_other_beads,
+    an_agent_service_outage_burns_nothing_and_the_queue_drains_in_order,
+    hostile_rows_never_panic_or_stop_the_others,
+    templates_are_never_claimed_and_events_carry_bds_full_issue,
+    the_reaper_writes_its_note_before_the_status_as_the_script_did,
+    url_credentials_never_reach_notes_or_logs,
+    a_token_over_plain_http_to_another_host_is_warned_about,
+    an_idle_tick_still_checks_the_project_identity_and_schema,
+    reaper_note_for_a_sub_minute_claim_timeout,
+    beadboard_refusing_every_bead_is_an_outage_that_blocks_nothing_then_the_queue_drains_in_order,
+);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use beads_contract::notes;
 use beads_testkit::{Reply, Seed};
-use common::World;
+use common::{Backend, World};
 
 fn claim_lines(lines: &[&str]) -> (bool, bool) {
     (
@@ -20,9 +20,8 @@ fn claim_lines(lines: &[&str]) -> (bool, bool) {
     )
 }
 
-#[tokio::test]
-async fn dispatches_the_best_eligible_bead_and_records_it_like_bd() {
-    let w = World::new().await;
+async fn dispatches_the_best_eligible_bead_and_records_it_like_bd(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[
         Seed::agent("b-low").priority(3),
         Seed::agent("b-best")
@@ -98,11 +97,11 @@ async fn dispatches_the_best_eligible_bead_and_records_it_like_bd() {
     let body: serde_json::Value =
         serde_json::from_str(&w.board.requests().last().unwrap().body).unwrap();
     assert_eq!(body, serde_json::json!({"taskId": "b-best"}));
+    w.db.assert_committed().await;
 }
 
-#[tokio::test]
-async fn only_open_agent_beads_with_acceptance_criteria_visible_to_beadboard() {
-    let w = World::new().await;
+async fn only_open_agent_beads_with_acceptance_criteria_visible_to_beadboard(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[
         Seed::agent("a-capital").assignee(Some("Agent")).priority(0),
         Seed::agent("a-nobody").assignee(None).priority(0),
@@ -119,9 +118,8 @@ async fn only_open_agent_beads_with_acceptance_criteria_visible_to_beadboard() {
     assert_eq!(w.db.event_count().await, 4, "only a-ok's claim, notes");
 }
 
-#[tokio::test]
-async fn ties_break_on_oldest_update_then_id() {
-    let w = World::new().await;
+async fn ties_break_on_oldest_update_then_id(b: Backend) {
+    let w = World::new(b).await;
     let t = chrono::Utc::now() - chrono::Duration::hours(2);
     w.db.seed(&[
         Seed::agent("c-2").updated(t),
@@ -136,18 +134,16 @@ async fn ties_break_on_oldest_update_then_id() {
     assert_eq!(w.board.dispatched_ids(), ["c-1", "c-2", "c-0"]);
 }
 
-#[tokio::test]
-async fn idle_tick_never_calls_beadboard() {
-    let w = World::new().await;
+async fn idle_tick_never_calls_beadboard(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("x").status("closed")]).await;
     let run = w.run(&["dispatch"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(w.board.requests().is_empty(), "{:?}", w.board.requests());
 }
 
-#[tokio::test]
-async fn busy_agent_means_exit_zero_and_nothing_written() {
-    let w = World::new().await;
+async fn busy_agent_means_exit_zero_and_nothing_written(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("b1")]).await;
     w.board.status_default(Reply::Busy(true));
     let run = w.run(&["dispatch"]).await;
@@ -157,9 +153,8 @@ async fn busy_agent_means_exit_zero_and_nothing_written() {
     assert_eq!(w.db.event_count().await, 0);
 }
 
-#[tokio::test]
-async fn unreachable_beadboard_fails_the_tick_without_writing() {
-    let w = World::new().await;
+async fn unreachable_beadboard_fails_the_tick_without_writing(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("b1")]).await;
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -186,8 +181,8 @@ async fn unreachable_beadboard_fails_the_tick_without_writing() {
 /// BeadBoard's answer to f1 is lost: f1 is blocked with the "outcome
 /// unknown" note (never reopened, so never sent twice), and the tick goes on
 /// to f2, which is dispatched.
-async fn unknown_outcome(reply: Reply) -> (World, common::Run, Vec<String>) {
-    let w = World::new().await;
+async fn unknown_outcome(b: Backend, reply: Reply) -> (World, common::Run, Vec<String>) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("f1"), Seed::agent("f2").priority(3)])
         .await;
     w.board.dispatch_for("f1", reply);
@@ -220,9 +215,8 @@ async fn unknown_outcome(reply: Reply) -> (World, common::Run, Vec<String>) {
     (w, run, lines)
 }
 
-#[tokio::test]
-async fn http_500_is_transient_releases_the_bead_and_ends_the_tick() {
-    let w = World::new().await;
+async fn http_500_is_transient_releases_the_bead_and_ends_the_tick(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("f1"), Seed::agent("f2").priority(3)])
         .await;
     w.board.dispatch_replies([Reply::json(
@@ -244,13 +238,15 @@ async fn http_500_is_transient_releases_the_bead_and_ends_the_tick() {
     assert_eq!(w.board.dispatched_ids(), ["f1"]);
 }
 
-#[tokio::test]
-async fn garbage_2xx_is_an_unknown_outcome() {
-    let (_w, _run, lines) = unknown_outcome(Reply::Raw {
-        status: 200,
-        content_type: "text/html",
-        body: "<html>oops</html>".into(),
-    })
+async fn garbage_2xx_is_an_unknown_outcome(b: Backend) {
+    let (_w, _run, lines) = unknown_outcome(
+        b,
+        Reply::Raw {
+            status: 200,
+            content_type: "text/html",
+            body: "<html>oops</html>".into(),
+        },
+    )
     .await;
     assert!(
         lines[2].contains("HTTP 200 with an unreadable answer: <html>oops</html>"),
@@ -258,22 +254,20 @@ async fn garbage_2xx_is_an_unknown_outcome() {
     );
 }
 
-#[tokio::test]
-async fn success_without_job_id_is_an_unknown_outcome() {
-    let (_w, _run, lines) = unknown_outcome(Reply::json(200, r#"{"status":"queued"}"#)).await;
+async fn success_without_job_id_is_an_unknown_outcome(b: Backend) {
+    let (_w, _run, lines) = unknown_outcome(b, Reply::json(200, r#"{"status":"queued"}"#)).await;
     assert!(
         lines[2].contains(r#"HTTP 200 without a job_id: {"status":"queued"}"#),
         "{lines:?}"
     );
 }
 
-#[tokio::test]
-async fn timeout_after_sending_is_an_unknown_outcome() {
+async fn timeout_after_sending_is_an_unknown_outcome(b: Backend) {
     // BeadBoard answers 200 after 5 s; the runner gave up after 2 s.
-    let (w, _run, lines) = unknown_outcome(Reply::Slow(
-        Duration::from_secs(5),
-        Box::new(Reply::Job(None)),
-    ))
+    let (w, _run, lines) = unknown_outcome(
+        b,
+        Reply::Slow(Duration::from_secs(5), Box::new(Reply::Job(None))),
+    )
     .await;
     assert!(lines[2].contains("POST http://"), "{lines:?}");
     assert!(lines[2].contains("timed out"), "{lines:?}");
@@ -288,30 +282,29 @@ async fn timeout_after_sending_is_an_unknown_outcome() {
     );
 }
 
-#[tokio::test]
-async fn hanging_beadboard_is_an_unknown_outcome() {
-    let (_w, _run, lines) = unknown_outcome(Reply::Hang).await;
+async fn hanging_beadboard_is_an_unknown_outcome(b: Backend) {
+    let (_w, _run, lines) = unknown_outcome(b, Reply::Hang).await;
     assert!(lines[2].contains("timed out"), "{lines:?}");
 }
 
-#[tokio::test]
-async fn reset_after_reading_the_request_is_an_unknown_outcome() {
-    let (_w, _run, lines) = unknown_outcome(Reply::Close).await;
+async fn reset_after_reading_the_request_is_an_unknown_outcome(b: Backend) {
+    let (_w, _run, lines) = unknown_outcome(b, Reply::Close).await;
     assert!(lines[2].contains("POST http://"), "{lines:?}");
 }
 
-#[tokio::test]
-async fn truncated_2xx_body_is_an_unknown_outcome() {
-    let (_w, _run, lines) = unknown_outcome(Reply::Truncated(r#"{"job_id":"ab"#.into())).await;
+async fn truncated_2xx_body_is_an_unknown_outcome(b: Backend) {
+    let (_w, _run, lines) = unknown_outcome(b, Reply::Truncated(r#"{"job_id":"ab"#.into())).await;
     assert!(lines[2].contains("HTTP 200"), "{lines:?}");
 }
 
-#[tokio::test]
-async fn huge_2xx_body_is_read_only_up_to_64_kib() {
-    let (_w, _run, lines) = unknown_outcome(Reply::Huge {
-        status: 200,
-        bytes: 30 * 1024 * 1024,
-    })
+async fn huge_2xx_body_is_read_only_up_to_64_kib(b: Backend) {
+    let (_w, _run, lines) = unknown_outcome(
+        b,
+        Reply::Huge {
+            status: 200,
+            bytes: 30 * 1024 * 1024,
+        },
+    )
     .await;
     assert!(
         lines[2].contains("answer longer than 65536 bytes"),
@@ -319,9 +312,8 @@ async fn huge_2xx_body_is_read_only_up_to_64_kib() {
     );
 }
 
-#[tokio::test]
-async fn transient_failures_never_block_a_bead() {
-    let w = World::new().await;
+async fn transient_failures_never_block_a_bead(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("r1")]).await;
     w.board
         .dispatch_default(Reply::json(502, r#"{"error":"Queue full"}"#));
@@ -359,9 +351,8 @@ async fn transient_failures_never_block_a_bead() {
     );
 }
 
-#[tokio::test]
-async fn max_in_flight_counts_beads_already_in_progress() {
-    let w = World::new().await;
+async fn max_in_flight_counts_beads_already_in_progress(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[
         Seed::agent("m0").status("in_progress"),
         Seed::agent("m1"),
@@ -377,9 +368,8 @@ async fn max_in_flight_counts_beads_already_in_progress() {
     assert_eq!(w.db.bead("m3").await.status, "open");
 }
 
-#[tokio::test]
-async fn busy_midway_stops_the_tick() {
-    let w = World::new().await;
+async fn busy_midway_stops_the_tick(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("n1"), Seed::agent("n2")]).await;
     w.board
         .status_replies([Reply::Busy(false), Reply::Busy(true)]);
@@ -390,9 +380,8 @@ async fn busy_midway_stops_the_tick() {
     assert_eq!(w.board.dispatched_ids(), ["n1"]);
 }
 
-#[tokio::test]
-async fn racing_runners_never_dispatch_a_bead_twice() {
-    let w = World::new().await;
+async fn racing_runners_never_dispatch_a_bead_twice(b: Backend) {
+    let w = World::new(b).await;
     let seeds: Vec<Seed> = (0..12)
         .map(|i| Seed::agent(&format!("race-{i:02}")))
         .collect();
@@ -417,11 +406,11 @@ async fn racing_runners_never_dispatch_a_bead_twice() {
             .count();
         assert_eq!(claims, 1, "{}: {:?}", b.id, b.notes);
     }
+    w.db.assert_committed().await;
 }
 
-#[tokio::test]
-async fn token_is_sent_as_bearer() {
-    let w = World::new().await;
+async fn token_is_sent_as_bearer(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("t1")]).await;
     let run = w
         .run_with(&["dispatch"], &[("BEADBOARD_TOKEN", "tok-123")])
@@ -440,9 +429,8 @@ async fn token_is_sent_as_bearer() {
     );
 }
 
-#[tokio::test]
-async fn dry_run_writes_and_sends_nothing() {
-    let w = World::new().await;
+async fn dry_run_writes_and_sends_nothing(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("d1"), Seed::agent("d2").priority(0)])
         .await;
     let run = w.run(&["dispatch", "--dry-run"]).await;
@@ -453,9 +441,8 @@ async fn dry_run_writes_and_sends_nothing() {
     assert_eq!(w.db.bead("d2").await.status, "open");
 }
 
-#[tokio::test]
-async fn json_logs_carry_bead_job_and_outcome() {
-    let w = World::new().await;
+async fn json_logs_carry_bead_job_and_outcome(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("j1")]).await;
     let run = w.run(&["--log-format", "json", "dispatch"]).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -472,9 +459,8 @@ async fn json_logs_carry_bead_job_and_outcome() {
     );
 }
 
-#[tokio::test]
-async fn hostile_ids_and_notes_are_stored_verbatim() {
-    let w = World::new().await;
+async fn hostile_ids_and_notes_are_stored_verbatim(b: Backend) {
+    let w = World::new(b).await;
     let id = r#"x'; DROP TABLE issues; -- "$(rm -rf /)`"#;
     let note = "quote ' double \" backslash \\ newline-free; <script>&amp;";
     w.db.seed(&[Seed::agent(id).notes(note)]).await;
@@ -488,80 +474,27 @@ async fn hostile_ids_and_notes_are_stored_verbatim() {
     assert_eq!(b.note_lines().last(), Some(&"dispatched: job=j'\"$(x)"));
 }
 
-/// Dolt's SQL surface, emulated on MariaDB: `dolt_version()` answers, and
-/// `DOLT_ADD` / `DOLT_COMMIT` record what they were asked into a table, so
-/// the test sees exactly the calls `bd` would make, in the same transaction.
-async fn pretend_dolt(w: &World) {
-    for sql in [
-        "CREATE TABLE fake_dolt_calls (n INT AUTO_INCREMENT PRIMARY KEY, call_text TEXT)",
-        "CREATE FUNCTION dolt_version() RETURNS TEXT DETERMINISTIC RETURN '1.59.0'",
-        "CREATE PROCEDURE DOLT_ADD(IN t TEXT) INSERT INTO fake_dolt_calls (call_text) VALUES (CONCAT('add ', t))",
-        "CREATE PROCEDURE DOLT_COMMIT(IN a TEXT, IN m TEXT, IN b TEXT, IN author TEXT) \
-         INSERT INTO fake_dolt_calls (call_text) VALUES (CONCAT('commit ', a, ' ', m, ' ', b, ' ', author))",
-    ] {
-        w.db.exec(sql).await;
-    }
-}
-
-#[tokio::test]
-async fn on_dolt_every_write_is_committed_like_bd() {
-    use mysql_async::prelude::*;
-    let w = World::new().await;
-    pretend_dolt(&w).await;
-    w.db.seed(&[Seed::agent("d1")]).await;
-    let run = w.run(&["dispatch"]).await;
-    assert_eq!(run.code, 0, "{run:?}");
-    let mut c = w.db.conn().await;
-    let calls: Vec<String> = c
-        .query("SELECT call_text FROM fake_dolt_calls ORDER BY n")
-        .await
-        .unwrap();
-    // Claim, dispatching marker, dispatched note: three bd-style commits.
-    let commit = "commit -m bd: update d1 --author beads <beads@local>";
-    assert_eq!(
-        calls,
-        [
-            "add issues",
-            "add events",
-            commit,
-            "add issues",
-            "add events",
-            commit,
-            "add issues",
-            "add events",
-            commit,
-        ]
-    );
-    let check = w.run(&["check"]).await;
-    assert!(
-        check.stdout.contains("dolt:         1.59.0"),
-        "{}",
-        check.stdout
-    );
-}
-
-#[tokio::test]
-async fn on_dolt_a_failed_commit_rolls_the_claim_back() {
-    let w = World::new().await;
-    pretend_dolt(&w).await;
-    w.db.exec("DROP PROCEDURE DOLT_COMMIT").await;
-    w.db.exec(
-        "CREATE PROCEDURE DOLT_COMMIT(IN a TEXT, IN m TEXT, IN b TEXT, IN author TEXT) \
-         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'merge conflict in issues'",
-    )
-    .await;
-    w.db.seed(&[Seed::agent("d2")]).await;
-    let run = w
-        .run_with(&["dispatch"], &[("GIT_AUTHOR_NAME", "ops")])
-        .await;
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(
-        run.stderr.contains("merge conflict in issues"),
-        "{}",
-        run.stderr
-    );
-    let b = w.db.bead("d2").await;
-    assert_eq!((b.status.as_str(), b.notes.as_str()), ("open", ""));
-    assert_eq!(w.db.event_count().await, 0);
-    assert!(w.board.dispatched_ids().is_empty());
-}
+on_both!(
+    dispatches_the_best_eligible_bead_and_records_it_like_bd,
+    only_open_agent_beads_with_acceptance_criteria_visible_to_beadboard,
+    ties_break_on_oldest_update_then_id,
+    idle_tick_never_calls_beadboard,
+    busy_agent_means_exit_zero_and_nothing_written,
+    unreachable_beadboard_fails_the_tick_without_writing,
+    http_500_is_transient_releases_the_bead_and_ends_the_tick,
+    garbage_2xx_is_an_unknown_outcome,
+    success_without_job_id_is_an_unknown_outcome,
+    timeout_after_sending_is_an_unknown_outcome,
+    hanging_beadboard_is_an_unknown_outcome,
+    reset_after_reading_the_request_is_an_unknown_outcome,
+    truncated_2xx_body_is_an_unknown_outcome,
+    huge_2xx_body_is_read_only_up_to_64_kib,
+    transient_failures_never_block_a_bead,
+    max_in_flight_counts_beads_already_in_progress,
+    busy_midway_stops_the_tick,
+    racing_runners_never_dispatch_a_bead_twice,
+    token_is_sent_as_bearer,
+    dry_run_writes_and_sends_nothing,
+    json_logs_carry_bead_job_and_outcome,
+    hostile_ids_and_notes_are_stored_verbatim,
+);

@@ -6,7 +6,7 @@ mod common;
 use beads_contract::notes;
 use beads_testkit::Seed;
 use chrono::{Duration, Utc};
-use common::World;
+use common::{Backend, World};
 
 fn dispatched_notes(at: chrono::DateTime<Utc>) -> String {
     [
@@ -17,9 +17,8 @@ fn dispatched_notes(at: chrono::DateTime<Utc>) -> String {
     .join("\n")
 }
 
-#[tokio::test]
-async fn threshold_edges_block_only_past_the_whole_minute() {
-    let w = World::new().await;
+async fn threshold_edges_block_only_past_the_whole_minute(b: Backend) {
+    let w = World::new(b).await;
     let now = Utc::now();
     let n = dispatched_notes(now - Duration::hours(2));
     w.db.seed(&[
@@ -75,9 +74,8 @@ async fn threshold_edges_block_only_past_the_whole_minute() {
         && e.new_value.as_deref() == Some(r#"{"status":"blocked"}"#)));
 }
 
-#[tokio::test]
-async fn stale_after_flag_sets_the_threshold() {
-    let w = World::new().await;
+async fn stale_after_flag_sets_the_threshold(b: Backend) {
+    let w = World::new(b).await;
     let now = Utc::now();
     w.db.seed(&[Seed::agent("s")
         .status("in_progress")
@@ -90,9 +88,8 @@ async fn stale_after_flag_sets_the_threshold() {
     assert_eq!(b.notes, notes::reaper_stale(11, 10));
 }
 
-#[tokio::test]
-async fn claim_never_sent_returns_to_open_after_claim_timeout() {
-    let w = World::new().await;
+async fn claim_never_sent_returns_to_open_after_claim_timeout(b: Backend) {
+    let w = World::new(b).await;
     let now = Utc::now();
     let claimed = now - Duration::minutes(6);
     w.db.seed(&[
@@ -117,9 +114,8 @@ async fn claim_never_sent_returns_to_open_after_claim_timeout() {
     assert_eq!(w.db.bead("c-new").await.status, "in_progress");
 }
 
-#[tokio::test]
-async fn request_sent_without_outcome_is_blocked_not_reopened() {
-    let w = World::new().await;
+async fn request_sent_without_outcome_is_blocked_not_reopened(b: Backend) {
+    let w = World::new(b).await;
     let at = Utc::now() - Duration::minutes(7);
     let n = format!("{}\n{}", notes::claimed(at), notes::dispatching(at));
     w.db.seed(&[Seed::agent("u").status("in_progress").notes(&n).updated(at)])
@@ -134,9 +130,8 @@ async fn request_sent_without_outcome_is_blocked_not_reopened() {
     );
 }
 
-#[tokio::test]
-async fn dry_run_prints_and_writes_nothing() {
-    let w = World::new().await;
+async fn dry_run_prints_and_writes_nothing(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("d")
         .status("in_progress")
         .updated_minutes_ago(45)])
@@ -153,9 +148,8 @@ async fn dry_run_prints_and_writes_nothing() {
     assert_eq!(w.db.event_count().await, 0);
 }
 
-#[tokio::test]
-async fn reap_needs_no_beadboard() {
-    let w = World::new().await;
+async fn reap_needs_no_beadboard(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("n")
         .status("in_progress")
         .updated_minutes_ago(45)])
@@ -166,3 +160,12 @@ async fn reap_needs_no_beadboard() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(w.db.bead("n").await.status, "blocked");
 }
+
+on_both!(
+    threshold_edges_block_only_past_the_whole_minute,
+    stale_after_flag_sets_the_threshold,
+    claim_never_sent_returns_to_open_after_claim_timeout,
+    request_sent_without_outcome_is_blocked_not_reopened,
+    dry_run_prints_and_writes_nothing,
+    reap_needs_no_beadboard,
+);

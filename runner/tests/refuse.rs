@@ -4,7 +4,7 @@
 mod common;
 
 use beads_testkit::Seed;
-use common::World;
+use common::{Backend, World};
 
 async fn assert_refused(w: &World, args: &[&str], vars: &[(&str, &str)], names: &str) {
     let run = w.run_with(args, vars).await;
@@ -34,8 +34,8 @@ type Case = (
     &'static str,
 );
 
-async fn world() -> World {
-    let w = World::new().await;
+async fn world(b: Backend) -> World {
+    let w = World::new(b).await;
     w.db.seed(&[
         Seed::agent("ok"),
         Seed::agent("st")
@@ -46,9 +46,8 @@ async fn world() -> World {
     w
 }
 
-#[tokio::test]
-async fn bad_flags_and_environment() {
-    let w = world().await;
+async fn bad_flags_and_environment(b: Backend) {
+    let w = world(b).await;
     let cases: [Case; 12] = [
         (
             &["dispatch", "--stale-after", "soon"],
@@ -108,16 +107,14 @@ async fn bad_flags_and_environment() {
     }
 }
 
-#[tokio::test]
-async fn unknown_flag_or_subcommand() {
-    let w = world().await;
+async fn unknown_flag_or_subcommand(b: Backend) {
+    let w = world(b).await;
     assert_refused(&w, &["dispatch", "--frobnicate"], &[], "--frobnicate").await;
     assert_refused(&w, &["launch"], &[], "launch").await;
 }
 
-#[tokio::test]
-async fn broken_metadata_files() {
-    let w = world().await;
+async fn broken_metadata_files(b: Backend) {
+    let w = world(b).await;
     let good = std::fs::read_to_string(&w.metadata).unwrap();
     let corpus = [
         ("", "metadata.json"),
@@ -149,9 +146,8 @@ async fn broken_metadata_files() {
     .await;
 }
 
-#[tokio::test]
-async fn project_identity_mismatch() {
-    let w = world().await;
+async fn project_identity_mismatch(b: Backend) {
+    let w = world(b).await;
     w.db.set_project_id("11111111-1111-4111-8111-111111111111")
         .await;
     std::fs::write(
@@ -182,9 +178,8 @@ async fn project_identity_mismatch() {
     assert_eq!(w.board.dispatched_ids(), ["ok"]);
 }
 
-#[tokio::test]
-async fn schema_missing_a_column() {
-    let w = world().await;
+async fn schema_missing_a_column(b: Backend) {
+    let w = world(b).await;
     w.db.exec("ALTER TABLE events DROP COLUMN old_value").await;
     assert_refused(
         &w,
@@ -196,17 +191,15 @@ async fn schema_missing_a_column() {
     assert_refused(&w, &["reap"], &[], "events.old_value").await;
 }
 
-#[tokio::test]
-async fn schema_missing_a_column_the_candidate_query_reads() {
-    let w = world().await;
+async fn schema_missing_a_column_the_candidate_query_reads(b: Backend) {
+    let w = world(b).await;
     w.db.exec("ALTER TABLE issues DROP COLUMN acceptance_criteria")
         .await;
     assert_refused(&w, &["dispatch"], &[], "acceptance_criteria").await;
 }
 
-#[tokio::test]
-async fn missing_database_is_a_refusal_and_unreachable_server_a_failure() {
-    let w = world().await;
+async fn missing_database_is_a_refusal_and_unreachable_server_a_failure(b: Backend) {
+    let w = world(b).await;
     assert_refused(
         &w,
         &["dispatch"],
@@ -231,9 +224,8 @@ async fn missing_database_is_a_refusal_and_unreachable_server_a_failure() {
     );
 }
 
-#[tokio::test]
-async fn password_never_logged() {
-    let w = world().await;
+async fn password_never_logged(b: Backend) {
+    let w = world(b).await;
     let run = w
         .run_with(
             &["--log-format", "json", "dispatch"],
@@ -245,15 +237,24 @@ async fn password_never_logged() {
     assert!(!run.stdout.contains("hunter2-secret"));
 }
 
-#[tokio::test]
-async fn check_reports_what_it_found_and_changes_nothing() {
-    let w = world().await;
+async fn check_reports_what_it_found_and_changes_nothing(b: Backend) {
+    let w = world(b).await;
     w.db.set_project_id("p-1").await;
     std::fs::write(&w.metadata, w.db.metadata_json(Some("p-1"))).unwrap();
     let run = w.run(&["check"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("MariaDB"), "{}", run.stdout);
-    assert!(run.stdout.contains("dolt:         no"), "{}", run.stdout);
+    match b {
+        Backend::MariaDb => {
+            assert!(run.stdout.contains("MariaDB"), "{}", run.stdout);
+            assert!(run.stdout.contains("dolt:         no"), "{}", run.stdout);
+        }
+        // The real server's own answer to `SELECT dolt_version()`.
+        Backend::Dolt => assert!(
+            run.stdout.contains("dolt:         1.83.2"),
+            "{}",
+            run.stdout
+        ),
+    }
     assert!(run.stdout.contains("project id:   p-1"), "{}", run.stdout);
     assert!(
         run.stdout.contains("agent: 1 open, 1 in progress"),
@@ -263,3 +264,15 @@ async fn check_reports_what_it_found_and_changes_nothing() {
     assert_eq!(w.db.event_count().await, 0);
     assert!(w.board.requests().is_empty());
 }
+
+on_both!(
+    bad_flags_and_environment,
+    unknown_flag_or_subcommand,
+    broken_metadata_files,
+    project_identity_mismatch,
+    schema_missing_a_column,
+    schema_missing_a_column_the_candidate_query_reads,
+    missing_database_is_a_refusal_and_unreachable_server_a_failure,
+    password_never_logged,
+    check_reports_what_it_found_and_changes_nothing,
+);

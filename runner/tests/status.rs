@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use beads_contract::{env, notes};
 use beads_testkit::{BeadsDb, Seed};
 use chrono::{Duration, Utc};
-use common::World;
+use common::{Backend, World};
 use mysql_async::prelude::*;
 
 /// The runner's default first pause after a failure (2m).
@@ -88,9 +88,8 @@ async fn seed_every_state(db: &BeadsDb) -> chrono::DateTime<Utc> {
     paused_until
 }
 
-#[tokio::test]
-async fn the_queue_in_every_state_as_a_table() {
-    let w = World::new().await;
+async fn the_queue_in_every_state_as_a_table(b: Backend) {
+    let w = World::new(b).await;
     let until = seed_every_state(&w.db).await;
     let before = w.db.beads().await;
     let run = w.run(&["status"]).await;
@@ -131,9 +130,8 @@ async fn the_queue_in_every_state_as_a_table() {
     assert_eq!(w.db.beads().await, before);
 }
 
-#[tokio::test]
-async fn the_pause_follows_retry_delay_and_ends() {
-    let w = World::new().await;
+async fn the_pause_follows_retry_delay_and_ends(b: Backend) {
+    let w = World::new(b).await;
     let claim = notes::claimed_by(
         Utc::now() - Duration::seconds(20),
         "beads-dispatcher#0123456789ab",
@@ -177,9 +175,8 @@ async fn the_pause_follows_retry_delay_and_ends() {
     assert_eq!(w.board.dispatched_ids(), ["a-best"]);
 }
 
-#[tokio::test]
-async fn the_queue_in_every_state_as_json() {
-    let w = World::new().await;
+async fn the_queue_in_every_state_as_json(b: Backend) {
+    let w = World::new(b).await;
     let until = seed_every_state(&w.db).await;
     let run = w.run(&["status", "--json"]).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -281,9 +278,8 @@ async fn the_queue_in_every_state_as_json() {
     assert_eq!(h["timeline"][1]["kind"], "refused_blocked");
 }
 
-#[tokio::test]
-async fn a_dispatched_bead_has_its_history_as_a_timeline() {
-    let w = World::new().await;
+async fn a_dispatched_bead_has_its_history_as_a_timeline(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("h1").notes("context from a person")])
         .await;
     let tick = w.run(&["dispatch"]).await;
@@ -353,9 +349,8 @@ async fn a_dispatched_bead_has_its_history_as_a_timeline() {
     assert!(v["timeline"][1]["at"].as_str().unwrap().ends_with('Z'));
 }
 
-#[tokio::test]
-async fn a_bead_outside_the_queue_and_an_unknown_bead() {
-    let w = World::new().await;
+async fn a_bead_outside_the_queue_and_an_unknown_bead(b: Backend) {
+    let w = World::new(b).await;
     w.db.seed(&[Seed::agent("mine").assignee(Some("alice"))])
         .await;
     let run = w.run(&["status", "mine"]).await;
@@ -376,9 +371,8 @@ async fn a_bead_outside_the_queue_and_an_unknown_bead() {
     assert_eq!(missing.stdout, "");
 }
 
-#[tokio::test]
-async fn an_empty_queue_and_a_wrong_database() {
-    let w = World::new().await;
+async fn an_empty_queue_and_a_wrong_database(b: Backend) {
+    let w = World::new(b).await;
     let run = w.run(&["status"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.stdout, "No beads assigned to agent.\n");
@@ -442,7 +436,7 @@ async fn statements_of(w: &World, args: &[&str]) -> (u64, u64, u64, u64) {
 
 #[tokio::test]
 async fn an_empty_queue_costs_one_select_like_an_idle_tick() {
-    let w = World::new().await;
+    let w = World::new(Backend::MariaDb).await;
     // Other people's work does not make it dearer.
     w.db.seed(&[Seed::agent("x").assignee(Some("alice"))]).await;
     let idle_tick = statements_of(&w, &["dispatch"]).await;
@@ -502,3 +496,12 @@ fn the_runbook_recipes_use_the_cronjobs_names() {
     // The provider names the ConfigMap `<name>-metadata`; the runbook's name is "beads".
     assert_eq!(volume["configMap"]["name"], "beads-metadata");
 }
+
+on_both!(
+    the_queue_in_every_state_as_a_table,
+    the_pause_follows_retry_delay_and_ends,
+    the_queue_in_every_state_as_json,
+    a_dispatched_bead_has_its_history_as_a_timeline,
+    a_bead_outside_the_queue_and_an_unknown_bead,
+    an_empty_queue_and_a_wrong_database,
+);

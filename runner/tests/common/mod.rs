@@ -5,7 +5,33 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
+pub use beads_testkit::Backend;
 use beads_testkit::{BeadsDb, StubBeadBoard};
+
+/// For each `async fn name(b: Backend)` listed, a test `mariadb::name` on
+/// the suite's MariaDB and a test `dolt::name` on the suite's Dolt server:
+/// the same body, the same assertions, against both.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod mariadb {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::MariaDb).await
+                }
+            )*
+        }
+        mod dolt {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Dolt).await
+                }
+            )*
+        }
+    };
+}
 
 /// What one run of the binary produced.
 #[derive(Debug)]
@@ -24,8 +50,9 @@ pub struct World {
 }
 
 impl World {
-    pub async fn new() -> Self {
-        let db = BeadsDb::create().await;
+    /// A fresh database on the suite's server of `backend`.
+    pub async fn new(backend: Backend) -> Self {
+        let db = BeadsDb::create_for(backend).await;
         let board = StubBeadBoard::start().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let metadata = dir.path().join("metadata.json");
@@ -117,6 +144,17 @@ impl Running {
                 Err(_) => panic!("no {text:?} within 20s; stderr: {:#?}", self.seen),
             }
         }
+    }
+
+    /// Waits for exit, reading every stderr line; returns the exit code
+    /// (None when killed by a signal) and all lines seen.
+    pub async fn finish(&mut self) -> (Option<i32>, Vec<String>) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Ok(Some(line)) = tokio::time::timeout_at(deadline, self.lines.recv()).await {
+            self.seen.push(line);
+        }
+        let code = self.exit_code().await;
+        (code, self.seen.clone())
     }
 
     /// Sends a signal with kill(1).

@@ -96,3 +96,5 @@ CREATE TABLE comments (
 
 CREATE TABLE config (`key` VARCHAR(255) PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE metadata (`key` VARCHAR(255) PRIMARY KEY, value TEXT NOT NULL);
+-- 0029; bd keeps it out of Dolt's history (dolt_ignore, 0028).
+CREATE TABLE local_metadata (`key` VARCHAR(255) PRIMARY KEY, value TEXT NOT NULL DEFAULT '');
