@@ -38,7 +38,7 @@ resource "beads_autodispatch" "this" {{
 fn fail_once(verb: &str, resource: &str, name: &str, delay_ms: Option<u64>) -> Fault {
     serde_json::from_value(serde_json::json!({
         "verb": verb, "resource": resource, "name": name, "status": 500, "times": 1,
-        "message": "injected failure", "delay_ms": delay_ms,
+        "message": "injected failure", "delayMs": delay_ms,
     }))
     .unwrap()
 }

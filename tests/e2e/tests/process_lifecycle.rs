@@ -113,7 +113,7 @@ async fn provider_exits_and_removes_its_socket_when_terraform_is_killed_mid_plan
     // The plan's refresh now hangs inside the provider, in ReadResource.
     let proxy = cluster.proxy();
     let hang: Fault = serde_json::from_value(serde_json::json!({
-        "verb": "get", "status": 500, "times": 0, "delay_ms": 120_000,
+        "verb": "get", "status": 500, "times": 0, "delayMs": 120_000,
     }))
     .unwrap();
     proxy.inject_fault(hang);

@@ -5,9 +5,11 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-/// One injected fault. Every set filter must match the request.
+/// One injected fault. Every set filter must match the request. Unknown
+/// fields are refused: a misspelt `delayMs` would otherwise arm a fault
+/// that answers at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Fault {
     /// HTTP method (`PATCH`) or Kubernetes verb (`get`, `list`, `create`,
     /// `update`, `patch`, `apply`, `delete`, `watch`); case-insensitive.
@@ -120,6 +122,14 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<Fault>(r#"{"verb":"get","delay_ms":5}"#).unwrap_err();
+        assert!(err.to_string().contains("delay_ms"), "{err}");
+        let f: Fault = serde_json::from_str(r#"{"verb":"get","delayMs":5}"#).unwrap();
+        assert_eq!(f.delay_ms, Some(5));
+    }
 
     #[test]
     fn counts_down() {
